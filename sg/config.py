@@ -1,0 +1,258 @@
+"""Settings: one TOML format for the agent and the CLI.
+
+Precedence, lowest first: built-in defaults < the TOML file < environment
+(``SG_*``) < explicit overrides (command-line flags). The file is found from
+``--config``, then ``$SG_CONFIG``, then ``./servicegroup.toml``, then
+``/etc/servicegroup/servicegroup.toml``. Unknown keys and wrong types are errors
+that name the key and the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sg.errors import ConfigError, InvalidName
+from sg.model import validate_name
+
+__all__ = [
+    "DEFAULT_CONFIG_PATHS",
+    "DEFAULT_DRIVER",
+    "DEFAULT_STORE",
+    "MIN_DOWN_TIME_FACTOR",
+    "ServiceSpec",
+    "Settings",
+    "find_config_file",
+    "load_settings",
+    "redact_url",
+]
+
+DEFAULT_STORE = "sqlite:///var/lib/servicegroup/services.db"
+DEFAULT_DRIVER = "db://"
+DEFAULT_CONFIG_PATHS = (Path("servicegroup.toml"), Path("/etc/servicegroup/servicegroup.toml"))
+#: ``service_down_time`` must be at least this many report intervals, so that one
+#: late or lost beat never marks a live service down.
+MIN_DOWN_TIME_FACTOR = 2.5
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, safe to print or log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """A service this host reports for: one ``[[service]]`` table."""
+
+    binary: str
+    topic: str
+    host: str = field(default_factory=socket.gethostname)
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        validate_name("host", self.host)
+        validate_name("binary", self.binary)
+        validate_name("topic", self.topic)
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            raise InvalidName("version", self.version, "must be a non-negative integer")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated settings; build with :func:`load_settings` or directly."""
+
+    store: str = DEFAULT_STORE
+    driver: str = DEFAULT_DRIVER
+    report_interval: float = 10.0
+    service_down_time: float = 60.0
+    store_timeout: float = 5.0
+    driver_timeout: float = 5.0
+    #: Log a warning when the store clock and this host's clock differ by more.
+    max_clock_skew: float = 2.0
+    services: tuple[ServiceSpec, ...] = ()
+    #: The file these settings were read from, if any.
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in (
+            "report_interval",
+            "service_down_time",
+            "store_timeout",
+            "driver_timeout",
+            "max_clock_skew",
+        ):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        floor = MIN_DOWN_TIME_FACTOR * self.report_interval
+        if self.service_down_time < floor:
+            raise ConfigError(
+                f"service_down_time ({self.service_down_time:g}s) must be at least "
+                f"{MIN_DOWN_TIME_FACTOR:g} x report_interval ({self.report_interval:g}s), "
+                f"i.e. >= {floor:g}s"
+            )
+        for name in ("store", "driver"):
+            url = getattr(self, name)
+            if not isinstance(url, str) or ":" not in url:
+                raise ConfigError(f"{name} must be a URL such as 'scheme://...', got {url!r}")
+        seen: set[tuple[str, str]] = set()
+        for spec in self.services:
+            key = (spec.host, spec.binary)
+            if key in seen:
+                raise ConfigError(f"service host={spec.host!r} binary={spec.binary!r} is listed twice")
+            seen.add(key)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("a number")
+    return float(value)
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("an integer")
+    return value
+
+
+#: Top-level keys of the TOML file and how each is read.
+SETTINGS_KEYS: dict[str, Callable[[object], Any]] = {
+    "store": _string,
+    "driver": _string,
+    "report_interval": _number,
+    "service_down_time": _number,
+    "store_timeout": _number,
+    "driver_timeout": _number,
+    "max_clock_skew": _number,
+}
+#: Keys of a ``[[service]]`` table.
+SERVICE_KEYS: dict[str, Callable[[object], Any]] = {
+    "host": _string,
+    "binary": _string,
+    "topic": _string,
+    "version": _integer,
+}
+#: Environment variables and the setting each overrides.
+ENV_KEYS = {
+    "SG_STORE": "store",
+    "SG_DRIVER": "driver",
+    "SG_REPORT_INTERVAL": "report_interval",
+    "SG_SERVICE_DOWN_TIME": "service_down_time",
+}
+
+
+def _read_table(
+    table: Mapping[str, object], schema: Mapping[str, Callable[[object], Any]], where: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        reader = schema.get(key)
+        if reader is None:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"{where}: unknown key {key!r} (known keys: {known})")
+        try:
+            out[key] = reader(value)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: key {key!r} must be {exc}, got {value!r}") from exc
+    return out
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """Return the config file to read, or ``None`` when there is none.
+
+    A file named explicitly (flag or ``$SG_CONFIG``) must exist; the default
+    locations are optional.
+    """
+    for named, origin in ((explicit, "--config"), (env.get("SG_CONFIG"), "SG_CONFIG")):
+        if named:
+            path = Path(named)
+            if not path.is_file():
+                raise ConfigError(f"config file {str(path)!r} (from {origin}) does not exist")
+            return path
+    for path in DEFAULT_CONFIG_PATHS:
+        if path.is_file():
+            return path
+    return None
+
+
+def parse_settings(document: Mapping[str, object], where: str = "config") -> dict[str, Any]:
+    """Check a parsed TOML document and return keyword arguments for :class:`Settings`."""
+    table = dict(document)
+    raw_services = table.pop("service", [])
+    values = _read_table(table, SETTINGS_KEYS, where)
+    if not isinstance(raw_services, list):
+        raise ConfigError(f"{where}: 'service' must be an array of tables ([[service]])")
+    services = []
+    for index, raw in enumerate(raw_services):
+        at = f"{where}: service[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{at} must be a table")
+        fields = _read_table(raw, SERVICE_KEYS, at)
+        for required in ("binary", "topic"):
+            if required not in fields:
+                raise ConfigError(f"{at}: missing required key {required!r}")
+        try:
+            services.append(ServiceSpec(**fields))
+        except InvalidName as exc:
+            raise ConfigError(f"{at}: {exc}") from exc
+    values["services"] = tuple(services)
+    return values
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load settings from file, environment and ``overrides`` (flags), in that order."""
+    env = os.environ if env is None else env
+    path = find_config_file(config, env)
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+        values = parse_settings(document, where=str(path))
+    for var, key in ENV_KEYS.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        if SETTINGS_KEYS[key] is _number:
+            try:
+                values[key] = float(raw)
+            except ValueError as exc:
+                raise ConfigError(f"environment {var} must be a number, got {raw!r}") from exc
+        else:
+            values[key] = raw
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    try:
+        return replace(Settings(), **values, source=path)
+    except InvalidName as exc:
+        raise ConfigError(str(exc)) from exc

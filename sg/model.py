@@ -1,0 +1,146 @@
+"""Value types: services, verdicts and statuses, plus name validation.
+
+Names that come from outside (host, binary, topic) are validated here and only
+here; backends may then rely on them being non-empty printable text of bounded
+length, and encode them for their own key or path syntax.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, NamedTuple
+
+from sg.errors import InvalidName
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "Reason",
+    "Service",
+    "ServiceKey",
+    "ServiceStatus",
+    "State",
+    "Verdict",
+    "validate_name",
+]
+
+#: Longest host, binary or topic accepted, in characters (Nova allows 255).
+MAX_NAME_LENGTH = 255
+
+State = Literal["up", "down", "unknown"]
+Reason = Literal[
+    "ok",
+    "forced_down",
+    "stale",
+    "not_joined",
+    "left",
+    "never_reported",
+    "store_unreachable",
+    "driver_unreachable",
+]
+
+
+def validate_name(field_name: str, value: object) -> str:
+    """Return ``value`` if it is an acceptable name, else raise :class:`InvalidName`.
+
+    A name is a non-empty ``str`` of at most :data:`MAX_NAME_LENGTH` characters with
+    no control characters and no leading or trailing white space. Any other Unicode
+    (``/``, ``..``, spaces inside, non-ASCII) is allowed: backends encode names.
+    """
+    if not isinstance(value, str):
+        raise InvalidName(field_name, value, "must be a string")
+    if not value:
+        raise InvalidName(field_name, value, "must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidName(field_name, value, f"longer than {MAX_NAME_LENGTH} characters")
+    if value != value.strip():
+        raise InvalidName(field_name, value, "has leading or trailing white space")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            raise InvalidName(field_name, value, f"contains control character {ch!r}")
+    return value
+
+
+class ServiceKey(NamedTuple):
+    """The identity of a service: ``(host, binary)`` is unique."""
+
+    host: str
+    binary: str
+
+    @classmethod
+    def of(cls, host: str, binary: str) -> ServiceKey:
+        """Build a key from validated names."""
+        return cls(validate_name("host", host), validate_name("binary", binary))
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One service record as the store holds it.
+
+    ``age`` is seconds since ``updated_at`` computed by the store's own clock at
+    read time (``None`` if it never reported). ``left`` is true after a clean stop
+    or ``leave()`` until the next heartbeat.
+    """
+
+    host: str
+    binary: str
+    topic: str
+    id: int = 0
+    uuid: str = ""
+    version: int = 0
+    disabled: bool = False
+    disabled_reason: str | None = None
+    forced_down: bool = False
+    left: bool = False
+    report_count: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    age: float | None = None
+
+    def __post_init__(self) -> None:
+        validate_name("host", self.host)
+        validate_name("binary", self.binary)
+        validate_name("topic", self.topic)
+        if isinstance(self.version, bool) or not isinstance(self.version, int):
+            raise InvalidName("version", self.version, "must be an integer")
+        if self.version < 0:
+            raise InvalidName("version", self.version, "must not be negative")
+
+    @property
+    def key(self) -> ServiceKey:
+        """The ``(host, binary)`` identity."""
+        return ServiceKey(self.host, self.binary)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a service is up, down or unknown.
+
+    ``driver_seen`` is ``True``/``False`` when the driver answered, ``None`` when it
+    was not asked or could not be reached. ``detail`` carries an error message for
+    the ``*_unreachable`` reasons.
+    """
+
+    state: State
+    reason: Reason
+    age: float | None = None
+    driver_seen: bool | None = None
+    detail: str | None = None
+
+    @property
+    def is_up(self) -> bool:
+        """True only for state ``up``; ``unknown`` is never up."""
+        return self.state == "up"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """A service record with its verdict; ``is_up`` is computed from both signals."""
+
+    service: Service
+    verdict: Verdict
+    is_up: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_up", self.verdict.state == "up")

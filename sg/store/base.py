@@ -1,0 +1,93 @@
+"""The Store protocol: where service records live.
+
+A store owns the ``services`` table. ``updated_at`` is written only by
+:meth:`Store.beat`, stamped with the store's own clock; admin changes never
+touch it. Ages are computed by the store (in SQL), so the reader's clock never
+matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sg.model import Service, ServiceKey
+
+__all__ = ["BeatResult", "Store", "open_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class BeatResult:
+    """The outcome of a heartbeat write.
+
+    ``store_time`` is the store's clock (seconds since the epoch) when it stamped
+    ``updated_at``; the heartbeat compares it with the local clock to measure skew.
+    """
+
+    service_id: int
+    report_count: int
+    store_time: float
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistent service records. Every method raises
+    :class:`~sg.errors.BackendUnavailable` (or ``BackendTimeout``) on a backend fault.
+    """
+
+    #: A short name for logs and errors ("sqlite", "postgresql", "memory").
+    name: str
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema. Safe to call again after a failure."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def ping(self) -> None:
+        """Round-trip to the backend; raise if it cannot be reached."""
+
+    async def register(self, host: str, binary: str, topic: str, version: int) -> Service:
+        """Create the record for ``(host, binary)`` or update its topic and version."""
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        """Stamp ``updated_at`` with the store clock, add one to ``report_count`` and clear
+        ``left``, in one statement. Return ``None`` when the record does not exist."""
+
+    async def get(self, key: ServiceKey) -> Service | None:
+        """Return the record with its age, or ``None``."""
+
+    async def get_by_uuid(self, uuid: str) -> Service | None:
+        """Return the record whose ``uuid`` is given, or ``None``."""
+
+    async def list(
+        self, *, topic: str | None = None, binary: str | None = None, host: str | None = None
+    ) -> list[Service]:
+        """Return matching records with ages, in one query, ordered by host then binary."""
+
+    async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
+        """Enable or disable a service; raise :class:`~sg.errors.NotFound` if absent."""
+
+    async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
+        """Set or clear ``forced_down``; raise :class:`~sg.errors.NotFound` if absent."""
+
+    async def mark_left(self, key: ServiceKey) -> bool:
+        """Record a clean stop; return whether the record exists."""
+
+    async def delete(self, key: ServiceKey) -> bool:
+        """Remove the record; return whether it existed."""
+
+    async def min_version(
+        self, binary: str, *, only_up: bool = False, service_down_time: float = 60.0
+    ) -> int | None:
+        """Return ``MIN(version)`` over records of ``binary``; with ``only_up``, over
+        records that are fresh, not forced down and not left. ``None`` if there are none."""
+
+
+def open_store(url: str, *, timeout: float = 5.0) -> Store:
+    """Build (not yet open) the store for ``url``, chosen by its scheme."""
+    from sg.backends import load_backend_class
+
+    cls = load_backend_class("sg.stores", url, "store")
+    store: Store = cls.from_url(url, timeout=timeout)
+    return store

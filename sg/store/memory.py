@@ -1,0 +1,169 @@
+"""In-process store for downstream unit tests: ``memory://NAME``.
+
+Stores with the same NAME in one process share their records, so an embedded
+heartbeat and a reader built separately see the same services. Nothing is kept
+on disk. The local clock stands in for the store clock.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sg.errors import ConfigError, NotFound
+from sg.model import Service, ServiceKey
+from sg.store.base import BeatResult
+
+__all__ = ["MemoryStore", "reset_memory_stores"]
+
+
+class _Records:
+    def __init__(self) -> None:
+        self.rows: dict[ServiceKey, Service] = {}
+        self.beats: dict[ServiceKey, float] = {}
+        self.next_id = 1
+
+
+_SHARED: dict[str, _Records] = {}
+
+
+def reset_memory_stores() -> None:
+    """Forget every ``memory://`` store of this process (for test isolation)."""
+    _SHARED.clear()
+
+
+class MemoryStore:
+    """Records in a dict shared by name within the process."""
+
+    name = "memory"
+
+    def __init__(self, shared_name: str = "default", *, timeout: float = 5.0) -> None:
+        self.shared_name = shared_name
+        self.timeout = timeout
+        self._records = _SHARED.setdefault(shared_name, _Records())
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 5.0) -> MemoryStore:
+        """``memory://`` or ``memory://NAME``."""
+        parts = urlsplit(url)
+        if parts.path not in ("", "/") or parts.query:
+            raise ConfigError(f"store URL {url!r}: memory takes only a name, as 'memory://NAME'")
+        return cls(parts.netloc or "default", timeout=timeout)
+
+    def _with_age(self, service: Service) -> Service:
+        stamp = self._records.beats.get(service.key)
+        return replace(service, age=None if stamp is None else time.time() - stamp)
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close; records stay for other stores of the same name."""
+
+    async def ping(self) -> None:
+        """Always reachable."""
+
+    async def register(self, host: str, binary: str, topic: str, version: int) -> Service:
+        """Upsert."""
+        key = ServiceKey(host, binary)
+        old = self._records.rows.get(key)
+        if old is None:
+            new = Service(
+                host=host,
+                binary=binary,
+                topic=topic,
+                version=version,
+                id=self._records.next_id,
+                uuid=str(uuidlib.uuid4()),
+                created_at=datetime.now(UTC),
+            )
+            self._records.next_id += 1
+        else:
+            new = replace(old, topic=topic, version=version)
+        self._records.rows[key] = new
+        return self._with_age(new)
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        """Stamp with the local clock."""
+        old = self._records.rows.get(key)
+        if old is None:
+            return None
+        now = time.time()
+        self._records.beats[key] = now
+        new = replace(
+            old,
+            report_count=old.report_count + 1,
+            left=False,
+            updated_at=datetime.fromtimestamp(now, UTC),
+        )
+        self._records.rows[key] = new
+        return BeatResult(new.id, new.report_count, now)
+
+    async def get(self, key: ServiceKey) -> Service | None:
+        """One record."""
+        row = self._records.rows.get(key)
+        return None if row is None else self._with_age(row)
+
+    async def get_by_uuid(self, uuid: str) -> Service | None:
+        """By uuid."""
+        for row in self._records.rows.values():
+            if row.uuid == uuid:
+                return self._with_age(row)
+        return None
+
+    async def list(
+        self, *, topic: str | None = None, binary: str | None = None, host: str | None = None
+    ) -> list[Service]:
+        """Filtered, ordered by host then binary."""
+        rows = [
+            self._with_age(r)
+            for r in self._records.rows.values()
+            if (topic is None or r.topic == topic)
+            and (binary is None or r.binary == binary)
+            and (host is None or r.host == host)
+        ]
+        return sorted(rows, key=lambda r: (r.host, r.binary))
+
+    def _change(self, key: ServiceKey, **changes: object) -> Service:
+        old = self._records.rows.get(key)
+        if old is None:
+            raise NotFound(f"no service host={key.host!r} binary={key.binary!r}")
+        new = replace(old, **changes)  # type: ignore[arg-type]
+        self._records.rows[key] = new
+        return self._with_age(new)
+
+    async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
+        """Enable or disable."""
+        return self._change(key, disabled=disabled, disabled_reason=reason if disabled else None)
+
+    async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
+        """Set or clear forced_down."""
+        return self._change(key, forced_down=forced_down)
+
+    async def mark_left(self, key: ServiceKey) -> bool:
+        """Record a clean stop."""
+        if key not in self._records.rows:
+            return False
+        self._change(key, left=True)
+        return True
+
+    async def delete(self, key: ServiceKey) -> bool:
+        """Remove."""
+        self._records.beats.pop(key, None)
+        return self._records.rows.pop(key, None) is not None
+
+    async def min_version(
+        self, binary: str, *, only_up: bool = False, service_down_time: float = 60.0
+    ) -> int | None:
+        """Minimum version."""
+        rows = await self.list(binary=binary)
+        if only_up:
+            rows = [
+                r
+                for r in rows
+                if not r.forced_down and not r.left and r.age is not None and abs(r.age) <= service_down_time
+            ]
+        return min((r.version for r in rows), default=None)

@@ -1,0 +1,17 @@
+"""Test support for servicegroup and for projects that embed it.
+
+Installed as a pytest plugin (entry point ``pytest11``), it offers:
+
+- ``sg_memory_group``: a :class:`~sg.ServiceGroup` on ``memory://`` store and
+  driver, private to the test, for fast unit tests of code that joins a group.
+- ``sg_postgres``: a throwaway PostgreSQL cluster for the session (Debian's
+  ``postgresql`` binaries, a free loopback port); ``sg_postgres_url`` gives each
+  test a fresh database in it.
+
+Server binaries that are missing skip the tests that need them, except with
+``CI=true``, where a missing server is a failure.
+"""
+
+from sg.testing.servers import PostgresServer, free_port, wait_until
+
+__all__ = ["PostgresServer", "free_port", "wait_until"]

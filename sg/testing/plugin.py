@@ -1,0 +1,68 @@
+"""pytest fixtures for servicegroup (registered through the ``pytest11`` entry point)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from sg.testing.servers import MissingServer, PostgresServer
+
+_counter = itertools.count()
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``), where a missing server must fail, not skip."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing_server(exc: MissingServer) -> None:
+    """Fail under CI, skip elsewhere."""
+    if in_ci():
+        pytest.fail(f"{exc} (CI=true: a missing server is a failure)")
+    pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def sg_postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for the whole test session."""
+    try:
+        server = PostgresServer()
+    except MissingServer as exc:
+        missing_server(exc)
+        raise
+    with server:
+        yield server
+
+
+@pytest.fixture
+async def sg_postgres_url(sg_postgres: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty database in the session's cluster; dropped after the test."""
+    asyncpg: Any = pytest.importorskip("asyncpg")
+    name = f"sg_test_{os.getpid()}_{next(_counter)}"
+    conn = await asyncpg.connect(sg_postgres.url(), timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield sg_postgres.url(name)
+    conn = await asyncpg.connect(sg_postgres.url(), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def sg_memory_group() -> AsyncIterator[Any]:
+    """A ServiceGroup on a private ``memory://`` store and driver (1 s report interval)."""
+    from sg import ServiceGroup
+
+    name = f"test{next(_counter)}"
+    async with ServiceGroup.from_urls(
+        f"memory://{name}", f"memory://{name}", report_interval=1.0, service_down_time=3.0
+    ) as group:
+        yield group

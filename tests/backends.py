@@ -1,0 +1,37 @@
+"""The store and driver backends the contract suite runs over.
+
+Each entry maps a backend name to an async factory of a URL, given the pytest
+request (so it can use session server fixtures). A new backend adds one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+UrlFactory = Callable[[pytest.FixtureRequest], Awaitable[str]]
+
+
+async def _sqlite(request: pytest.FixtureRequest) -> str:
+    tmp = request.getfixturevalue("tmp_path")
+    return f"sqlite://{tmp}/services.db"
+
+
+async def _postgres(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_postgres_url")
+    return url
+
+
+async def _db(request: pytest.FixtureRequest) -> str:
+    return "db://"
+
+
+STORES: dict[str, UrlFactory] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+}
+
+DRIVERS: dict[str, UrlFactory] = {
+    "db": _db,
+}
