@@ -16,7 +16,7 @@ from sg.errors import (
 )
 from sg.group import ServiceGroup
 from sg.heartbeat import Heartbeat, HeartbeatStats
-from sg.model import Service, ServiceKey, ServiceStatus, Verdict
+from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 
 __all__ = [
     # the group and its heartbeat
@@ -25,6 +25,7 @@ __all__ = [
     "HeartbeatStats",
     # values
     "Service",
+    "ServiceEvent",
     "ServiceKey",
     "ServiceStatus",
     "Verdict",

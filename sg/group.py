@@ -21,9 +21,10 @@ from sg.config import MIN_DOWN_TIME_FACTOR, ServiceSpec, Settings
 from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound, Refused
 from sg.heartbeat import BeatObserver, Heartbeat
-from sg.model import Service, ServiceKey, ServiceStatus, Verdict
+from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.store.base import Store, open_store
 from sg.verdict import judge, store_unreachable
+from sg.watch import watch as _watch
 
 __all__ = ["ServiceGroup"]
 
@@ -338,3 +339,10 @@ class ServiceGroup:
                 yield hb
             finally:
                 tg.cancel_scope.cancel()
+
+    def watch(
+        self, *, topic: str | None = None, interval: float | None = None
+    ) -> AsyncIterator[ServiceEvent]:
+        """An async iterator of state changes (see :mod:`sg.watch`): one event per
+        service at start, then one per transition; pushed by drivers that can."""
+        return _watch(self, topic=topic, interval=interval)

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "Reason",
     "Service",
+    "ServiceEvent",
     "ServiceKey",
     "ServiceStatus",
     "State",
@@ -144,3 +145,16 @@ class ServiceStatus:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_up", self.verdict.state == "up")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEvent:
+    """A change seen by ``ServiceGroup.watch``: a service's state now and before.
+
+    ``previous`` is ``None`` the first time a service is seen; ``removed`` is true
+    when its record was deleted (``status`` is then its last known status).
+    """
+
+    status: ServiceStatus
+    previous: State | None
+    removed: bool = False

@@ -1,0 +1,70 @@
+"""The agent: one heartbeat per configured service, until SIGTERM or SIGINT.
+
+On a stop signal every service leaves (so it reads ``down`` at once) and the
+process exits 0 within about a second, even if a backend hangs: leaving and
+closing are each bounded.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import anyio
+import structlog
+from anyio import CancelScope
+
+from sg.config import Settings
+from sg.errors import ConfigError
+from sg.group import ServiceGroup
+from sg.heartbeat import Heartbeat
+
+__all__ = ["Agent"]
+
+log = structlog.get_logger("agent")
+
+#: Bound on closing the backends after every service has left.
+CLOSE_TIMEOUT = 0.5
+
+
+class Agent:
+    """Runs the heartbeats of ``settings.services``."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.services:
+            where = settings.source or "the configuration"
+            raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
+        self.settings = settings
+        self.heartbeats: list[Heartbeat] = []
+        self.stopping = anyio.Event()
+
+    async def run(self) -> None:
+        """Beat until a stop signal; then leave every service and return."""
+        group = ServiceGroup.from_settings(self.settings)
+        log.info(
+            "agent_starting",
+            store=group.store.name,
+            driver=group.driver.name,
+            services=len(self.settings.services),
+            report_interval=self.settings.report_interval,
+            service_down_time=self.settings.service_down_time,
+        )
+        await group.__aenter__()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._wait_for_signal, tg.cancel_scope)
+                for spec in self.settings.services:
+                    hb = group.heartbeat(spec)
+                    self.heartbeats.append(hb)
+                    tg.start_soon(hb.run)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await group.aclose()
+            log.info("agent_stopped")
+
+    async def _wait_for_signal(self, scope: CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("agent_stopping", signal=signal.Signals(signum).name)
+                self.stopping.set()
+                scope.cancel()
+                return
