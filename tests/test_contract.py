@@ -64,7 +64,8 @@ async def test_silent_service_goes_stale_after_down_time_not_before(group: Servi
     # Not before service_down_time has passed (the store measures the age).
     assert time.monotonic() - beaten >= SERVICE_DOWN_TIME - 0.05
     assert status.verdict.reason == "stale"
-    assert status.verdict.age is not None and status.verdict.age > SERVICE_DOWN_TIME
+    assert status.verdict.age is not None
+    assert status.verdict.age > SERVICE_DOWN_TIME
 
 
 async def test_registered_but_never_reported_is_down(group: ServiceGroup) -> None:
@@ -103,16 +104,19 @@ async def test_admin_changes_never_touch_updated_at(group: ServiceGroup) -> None
     assert after.service.updated_at == dead.service.updated_at
     assert after.service.report_count == dead.service.report_count
     assert (after.verdict.state, after.verdict.reason) == ("down", "stale")
-    assert after.service.disabled and after.service.disabled_reason == "again"
+    assert after.service.disabled
+    assert after.service.disabled_reason == "again"
 
 
 async def test_enable_clears_reason(group: ServiceGroup) -> None:
     await beat_once(group, spec())
     key = ServiceKey("host-1", "sg-compute")
     disabled = await group.set_disabled(key, True, "broken disk")
-    assert disabled.disabled and disabled.disabled_reason == "broken disk"
+    assert disabled.disabled
+    assert disabled.disabled_reason == "broken disk"
     enabled = await group.set_disabled(key, False, "ignored")
-    assert not enabled.disabled and enabled.disabled_reason is None
+    assert not enabled.disabled
+    assert enabled.disabled_reason is None
 
 
 async def test_admin_change_of_missing_service_is_not_found(group: ServiceGroup) -> None:
@@ -162,7 +166,8 @@ async def test_list_is_constant_round_trips(group: ServiceGroup) -> None:
     group.store.list = counted_list  # type: ignore[method-assign]
     group.driver.members = counted_members  # type: ignore[method-assign]
     statuses = await group.list()
-    assert len(statuses) == 40 and all(s.is_up for s in statuses)
+    assert len(statuses) == 40
+    assert all(s.is_up for s in statuses)
     assert calls == {"store": 1, "driver": 1}
 
 
@@ -229,10 +234,12 @@ async def test_reader_clock_does_not_matter(group: ServiceGroup, monkeypatch: py
         monkeypatch.setattr(time, "time", lambda: real() + 3600)
         status = await group.get("host-1", "sg-compute")
         assert status.is_up
-        assert status.verdict.age is not None and abs(status.verdict.age) < SERVICE_DOWN_TIME
+        assert status.verdict.age is not None
+        assert abs(status.verdict.age) < SERVICE_DOWN_TIME
         # The heartbeat measures this host's clock against the store's.
         await hb.beat_once()
-        assert hb.stats.clock_skew is not None and hb.stats.clock_skew < -3500
+        assert hb.stats.clock_skew is not None
+        assert hb.stats.clock_skew < -3500
 
 
 async def test_names_are_stored_exactly(group: ServiceGroup) -> None:
@@ -252,5 +259,6 @@ async def test_watch_reports_transitions(group: ServiceGroup) -> None:
             async for event in group.watch(topic="compute", interval=0.05):
                 events.append(event)
                 break
-    assert events[0].status.service.host == "host-1" and events[0].status.is_up
+    assert events[0].status.service.host == "host-1"
+    assert events[0].status.is_up
     assert events[0].previous is None
