@@ -171,3 +171,15 @@ def test_invalid_names_name_the_field(value: object, why: str) -> None:
 def test_valid_odd_names_pass() -> None:
     for name in ("a/b", "..", "with space", "ünï", "x" * MAX_NAME_LENGTH):
         assert validate_name("binary", name) == name
+
+
+def test_forbidden_characters_are_exactly_the_control_categories() -> None:
+    import sys
+    import unicodedata
+
+    from sg.model import _FORBIDDEN
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        expected = unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
+        assert (_FORBIDDEN.search(ch) is not None) == expected, hex(code)
