@@ -100,9 +100,10 @@ class Agent:
         #: Passed to every heartbeat (the metrics hook).
         self.observer = observer
         self.on_stop = on_stop
+        # Built now, so a bad URL or a missing extra is a configuration error at start-up.
+        self.group = ServiceGroup.from_settings(settings)
         self.runners: dict[ServiceKey, ServiceRunner] = {}
         self.stopping = anyio.Event()
-        self.group: ServiceGroup | None = None
         self._tg: TaskGroup | None = None
         self._main: anyio.CancelScope | None = None
         self._reload_lock = anyio.Lock()
@@ -129,8 +130,7 @@ class Agent:
                 outer.cancel_scope.cancel()
 
     async def _serve(self) -> None:
-        group = ServiceGroup.from_settings(self.settings)
-        self.group = group
+        group = self.group
         log.info(
             "agent_starting",
             store=group.store.name,
@@ -160,7 +160,6 @@ class Agent:
 
     def _start(self, spec: ServiceSpec) -> None:
         assert self._tg is not None
-        assert self.group is not None
         interval = self.group.report_interval
         heartbeat = self.group.heartbeat(
             spec,
@@ -263,7 +262,6 @@ class Agent:
                     self.notifier.ready(self.status_line())
 
     async def _reload(self) -> None:
-        assert self.group is not None
         source = self.settings.source
         try:
             new = load_settings(source)
