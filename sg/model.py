@@ -175,6 +175,7 @@ class ServiceStatus:
             "disabled_reason": s.disabled_reason,
             "forced_down": s.forced_down,
             "left": s.left,
+            "check_failure": s.check_failure,
             "version": s.version,
             "report_count": s.report_count,
             "driver_seen": v.driver_seen,
