@@ -252,11 +252,12 @@ def parse_settings(document: Mapping[str, object], where: str = "config") -> dic
         at = f"{where}: service[{index}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{at} must be a table")
+        if isinstance(raw.get("binary"), str):
+            at = f"{where}: binary {raw['binary']!r} in service[{index}]"
         fields = _read_table(raw, SERVICE_KEYS, at)
         for required in ("binary", "topic"):
             if required not in fields:
                 raise ConfigError(f"{at}: missing required key {required!r}")
-        at = f"{at} (binary {fields['binary']!r})"
         if "check" in fields:
             try:
                 fields["check"] = parse_check(fields["check"])
