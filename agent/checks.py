@@ -55,8 +55,10 @@ class Check:
             return f"{self.spec.text}: {exc}"
         except OSError as exc:
             # anyio's connect_tcp says "All connection attempts failed"; the cause says why.
+            # asyncio puts the address where strerror was: name the errno instead.
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
-            return f"{self.spec.text}: {cause.strerror or cause}"
+            why = os.strerror(cause.errno) if cause.errno else str(cause)
+            return f"{self.spec.text}: {why}"
         return None
 
 
