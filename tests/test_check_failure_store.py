@@ -71,8 +71,8 @@ def _schema_1_sqlite(path: Path) -> None:
             db.execute(statement)
         db.execute("INSERT INTO sg_schema (version) VALUES (1)")
         db.execute(
-            'INSERT INTO services (uuid, host, "binary", topic, version, created_at, updated_at, report_count) '
-            "VALUES ('u-1', 'h1', 'sg-web', 'web', 4, 1.0, 2.0, 7)"
+            'INSERT INTO services (uuid, host, "binary", topic, version, created_at, updated_at, '
+            "report_count) VALUES ('u-1', 'h1', 'sg-web', 'web', 4, 1.0, 2.0, 7)"
         )
     db.close()
 
