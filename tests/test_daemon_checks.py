@@ -110,10 +110,11 @@ async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_
                 return len(st) == len(services) and all(s.is_up for s in st.values())
 
             await eventually(states, all_up, 15, "every service up")
+            timings: dict[str, tuple[float, float]] = {}
             for name, breaker, fixer in things.cases():
                 kind = things.checks()[name].split(":", 1)[0]
                 breaker()
-                st, took = await eventually(
+                st, down_after = await eventually(
                     states,
                     lambda st, n=name: not st[n].is_up,
                     ONE_BEAT,
@@ -134,11 +135,14 @@ async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_
                     assert line.split(None, 1)[1] == f"tcp:127.0.0.1:{things.port}: Connection refused"
 
                 fixer()
-                st, took = await eventually(
+                st, up_after = await eventually(
                     states, lambda st, n=name: st[n].is_up, ONE_BEAT, f"{name} up after its check passed"
                 )
                 assert st[name].service.check_failure is None
                 assert all_up(st)
+                timings[name] = (round(down_after, 2), round(up_after, 2))
+            # Shown with -s or on failure: seconds from break to down and from fix to up.
+            print(f"check transitions (down_s, up_s): {timings}")
         agent.signal(signal.SIGTERM)
         assert await agent.wait_exit(5) == 0
         failed = {e["binary"] for e in agent.events("check_failed")}
