@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,17 @@ def main() -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
+
+    def accept() -> None:
+        # Accept and close, or the backlog fills and the checks (rightly) time out.
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
     with tempfile.TemporaryDirectory(prefix="sg-bench-agent-") as tmp:
         directory = Path(tmp)
         subjects = [
