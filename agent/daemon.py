@@ -150,6 +150,7 @@ class Agent:
                         self._start(spec)
                     tg.start_soon(self._supervise)
                     if self._reload_pending:
+                        self._reload_pending = False
                         tg.start_soon(self.reload)
         finally:
             self._tg = None
@@ -208,19 +209,23 @@ class Agent:
         return min(0.5, max(0.05, min(intervals, default=1.0) / 5))
 
     def status_line(self) -> str:
-        """One line for ``systemctl status``: services by state, oldest good round."""
+        """One line for ``systemctl status``: services by state, and the age of the
+        oldest last good beat among the services that should beat (not held down)."""
         now = time.monotonic()
         runners = list(self.runners.values())
-        beating = sum(1 for r in runners if r.heartbeat.check_failure is None and r.heartbeat.last_round_ok)
-        held = sum(1 for r in runners if r.heartbeat.check_failure is not None)
-        failing = len(runners) - beating - held
-        goods = [r.heartbeat.last_good for r in runners]
-        if not runners or any(good is None for good in goods):
-            age = "never" if all(good is None for good in goods) else "pending"
+        held = [r for r in runners if r.heartbeat.check_failure is not None]
+        gated_in = [r for r in runners if r.heartbeat.check_failure is None]
+        beating = sum(1 for r in gated_in if r.heartbeat.last_round_ok)
+        failing = len(gated_in) - beating
+        last = [r.heartbeat.stats.last_success for r in gated_in]
+        if not gated_in:
+            age = "none (every service is held down)"
+        elif any(t is None for t in last):
+            age = "never (some service has not beaten yet)"
         else:
-            age = f"{max(now - good for good in goods if good is not None):.1f}s ago"
+            age = f"{max(now - t for t in last if t is not None):.1f}s ago"
         return (
-            f"{len(runners)} services: {beating} beating, {held} held down by a failed check, "
+            f"{len(runners)} services: {beating} beating, {len(held)} held down by a failed check, "
             f"{failing} failing; oldest last good beat {age}"
         )
 

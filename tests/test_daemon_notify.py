@@ -80,6 +80,8 @@ async def test_ready_after_first_beats_watchdog_only_while_the_store_answers_sto
             proxy.forward()
             ready = await notify.wait_for("READY", timeout=15)
             assert ready > forwarded
+            status = notify.with_key("READY")[0][1]["STATUS"]
+            assert status.startswith("3 services: 3 beating, 0 held down by a failed check, 0 failing;")
             async with ServiceGroup.from_urls(sg_postgres_url) as group:
                 statuses = await group.list(topic="notify")
             # READY came after every service's first successful beat.
