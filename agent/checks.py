@@ -9,13 +9,14 @@ so a slow check never delays another service's beat.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
 import ssl
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteStream, Process
@@ -158,8 +159,13 @@ async def _http(spec: HttpCheck) -> None:
         stream = await anyio.connect_tcp(host, port)
     async with stream:
         netloc = parts.netloc.rpartition("@")[2]
+        auth = ""
+        if parts.username is not None:
+            token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            auth = f"Authorization: Basic {base64.b64encode(token).decode()}\r\n"
         request = (
-            f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\nUser-Agent: sg-agent\r\nConnection: close\r\n\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\n{auth}User-Agent: sg-agent\r\n"
+            "Connection: close\r\n\r\n"
         )
         await stream.send(request.encode("latin-1"))
         head = bytearray()

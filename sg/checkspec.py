@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "CHECK_KINDS",
@@ -65,14 +65,20 @@ class TcpCheck:
 
 @dataclass(frozen=True, slots=True)
 class HttpCheck:
-    """``http:URL``: passes while ``GET URL`` answers with a 2xx status."""
+    """``http:URL``: passes while ``GET URL`` answers with a 2xx status. A user and
+    password in the URL are sent as basic authentication."""
 
     url: str
 
     @property
     def text(self) -> str:
-        """The check as written in the config."""
-        return f"http:{self.url}"
+        """The check as written in the config, with any password replaced by ``***``
+        (this text goes into logs and the stored failure reason)."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return f"http:{self.url}"
+        host = parts.netloc.rpartition("@")[2]
+        return f"http:{urlunsplit(parts._replace(netloc=f'{parts.username}:***@{host}'))}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,16 @@ class HttpServer:
 
     def __init__(self) -> None:
         self.status = 200
+        #: When set, requests without this Authorization header get 401.
+        self.authorization: str | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self.send_response(outer.status)
+                allowed = (
+                    outer.authorization is None or self.headers.get("Authorization") == outer.authorization
+                )
+                self.send_response(outer.status if allowed else 401)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -89,6 +94,18 @@ async def test_http_check_wants_2xx(http_server: HttpServer) -> None:
     assert await c() is None
     http_server.close()
     assert await c() == f"http:{url}: Connection refused"
+
+
+async def test_http_check_sends_basic_auth_and_never_shows_the_password(http_server: HttpServer) -> None:
+    import base64
+
+    http_server.authorization = "Basic " + base64.b64encode(b"probe:s3cret").decode()
+    good = check(f"http:http://probe:s3cret@127.0.0.1:{http_server.port}/")
+    assert await good() is None
+    bad = check(f"http:http://probe:wrong-s3cret@127.0.0.1:{http_server.port}/")
+    reason = await bad()
+    assert reason == f"http:http://probe:***@127.0.0.1:{http_server.port}/: HTTP status 401 Unauthorized"
+    assert "s3cret" not in bad.spec.text
 
 
 async def test_http_check_times_out_on_a_server_that_never_answers() -> None:
