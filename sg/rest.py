@@ -286,7 +286,11 @@ class Api:
                     400, f"unknown field {name!r} (known: status, disabled_reason, forced_down)", field=name
                 )
         if not body:
-            raise ApiError(400, "give at least one of status, disabled_reason, forced_down", field="body")
+            raise ApiError(
+                400,
+                "the request body must give at least one of status, disabled_reason, forced_down",
+                field="body",
+            )
         status = body.get("status")
         if "status" in body and status not in ("enabled", "disabled"):
             raise ApiError(400, "status must be 'enabled' or 'disabled'", field="status")
