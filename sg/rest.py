@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import signal
 import sys
 import time
 import uuid as uuidlib
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -474,7 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn's own access log is off: the middleware logs each request with its
     # route template, never its headers (which carry the token).
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, server_header=False)
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            log.info("api_stopping", signal=signal.Signals(sig).name)
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after its graceful shutdown, so the exit
+            # status would be -15; a clean stop exits 0, as sg-agent does.
+            self._captured_signals.clear()
+
+    server = Server(config)
     server.run()
     return 0 if server.started else 1
 

@@ -154,7 +154,9 @@ async def test_put_disable_enable_force_down_keeps_updated_at(
     svc = r.json()["service"]
     assert (svc["forced_down"], svc["state"], svc["reason"]) == (True, "down", "forced_down")
 
-    r = await client.put(f"/v1/services/{uuid}", json={"status": "enabled", "forced_down": False}, headers=AUTH)
+    r = await client.put(
+        f"/v1/services/{uuid}", json={"status": "enabled", "forced_down": False}, headers=AUTH
+    )
     svc = r.json()["service"]
     assert (svc["status"], svc["disabled_reason"], svc["forced_down"], svc["state"]) == (
         "enabled",
@@ -299,7 +301,9 @@ async def test_repeated_query_parameter_is_400(client: httpx.AsyncClient) -> Non
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_unknown_uuid_is_404(client: httpx.AsyncClient, method: str) -> None:
     kwargs: dict[str, Any] = {"json": {"forced_down": True}} if method == "PUT" else {}
-    r = await client.request(method, "/v1/services/00000000-0000-4000-8000-000000000000", headers=AUTH, **kwargs)
+    r = await client.request(
+        method, "/v1/services/00000000-0000-4000-8000-000000000000", headers=AUTH, **kwargs
+    )
     assert r.status_code == 404
     assert "no service" in r.json()["error"]["message"]
 
@@ -451,7 +455,8 @@ async def test_metrics_parse_and_carry_service_up(client: httpx.AsyncClient, mem
     assert r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
     up = {
-        (s.labels["topic"], s.labels["binary"], s.labels["host"]): s.value for s in families["sg_service_up"].samples
+        (s.labels["topic"], s.labels["binary"], s.labels["host"]): s.value
+        for s in families["sg_service_up"].samples
     }
     assert up == {
         ("compute", "nova-compute", "c1"): 1.0,
