@@ -319,25 +319,27 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
 
 async def test_unreachable_store_is_503_and_health_says_so() -> None:
     port = free_port()  # nothing listens there
-    async with ServiceGroup.from_urls(
-        f"postgresql://sg@127.0.0.1:{port}/sg", "db://", store_timeout=1.0, **TIMINGS
-    ) as group:
-        async with client_for(create_app(settings(), group=group)) as client:
-            r = await client.get("/v1/services", headers=AUTH)
-            assert r.status_code == 503
-            assert "postgresql" in r.json()["error"]["message"]
-            r = await client.get("/v1/services/min-version", params={"binary": "b"}, headers=AUTH)
-            assert r.status_code == 503
-            r = await client.delete("/v1/services/00000000-0000-4000-8000-000000000000", headers=AUTH)
-            assert r.status_code == 503
-            r = await client.get("/healthz")
-            assert r.status_code == 503
-            body = r.json()
-            assert (body["status"], body["store"]["ok"], body["driver"]["ok"]) == ("unavailable", False, True)
-            r = await client.get("/metrics", headers=AUTH)
-            assert r.status_code == 200
-            samples = {s.name: s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
-            assert samples["sg_api_listing_success"] == 0.0
+    async with (
+        ServiceGroup.from_urls(
+            f"postgresql://sg@127.0.0.1:{port}/sg", "db://", store_timeout=1.0, **TIMINGS
+        ) as group,
+        client_for(create_app(settings(), group=group)) as client,
+    ):
+        r = await client.get("/v1/services", headers=AUTH)
+        assert r.status_code == 503
+        assert "postgresql" in r.json()["error"]["message"]
+        r = await client.get("/v1/services/min-version", params={"binary": "b"}, headers=AUTH)
+        assert r.status_code == 503
+        r = await client.delete("/v1/services/00000000-0000-4000-8000-000000000000", headers=AUTH)
+        assert r.status_code == 503
+        r = await client.get("/healthz")
+        assert r.status_code == 503
+        body = r.json()
+        assert (body["status"], body["store"]["ok"], body["driver"]["ok"]) == ("unavailable", False, True)
+        r = await client.get("/metrics", headers=AUTH)
+        assert r.status_code == 200
+        samples = {s.name: s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
+        assert samples["sg_api_listing_success"] == 0.0
 
 
 class _BrokenStore(MemoryStore):

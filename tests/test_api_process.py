@@ -18,11 +18,11 @@ import anyio
 import httpx
 import pytest
 import schemathesis
-from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import response_schema_conformance
-from schemathesis.checks import not_a_server_error
 from hypothesis import HealthCheck, settings
 from prometheus_client.parser import text_string_to_metric_families
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from sg import ServiceGroup, ServiceSpec
 from sg.openapi import OPENAPI
