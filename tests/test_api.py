@@ -206,13 +206,18 @@ async def test_put_not_json_is_400(client: httpx.AsyncClient, mem_group: Service
 
 
 @pytest.fixture(params=sorted([*DRIVERS, "memory"]))
-async def any_driver_group(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[ServiceGroup]:
-    """A SQLite store with each driver of the contract suite, plus the memory driver."""
+def any_driver_url(request: pytest.FixtureRequest) -> str:
+    """Each driver of the contract suite, plus the memory driver (server fixtures are
+    resolved here, synchronously, as tests.backends expects)."""
     if request.param == "memory":
-        driver_url = f"memory://api{next(_names)}"
-    else:
-        driver_url = await DRIVERS[request.param](request)
-    async with ServiceGroup.from_urls(f"sqlite://{tmp_path}/api.db", driver_url, **TIMINGS) as group:
+        return f"memory://api{next(_names)}"
+    return DRIVERS[request.param](request)
+
+
+@pytest.fixture
+async def any_driver_group(any_driver_url: str, tmp_path: Any) -> AsyncIterator[ServiceGroup]:
+    """A SQLite store with each driver."""
+    async with ServiceGroup.from_urls(f"sqlite://{tmp_path}/api.db", any_driver_url, **TIMINGS) as group:
         yield group
 
 

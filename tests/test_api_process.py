@@ -6,7 +6,6 @@ driver; the tests seed services through their own ServiceGroup on the same file.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from sg import ServiceGroup, ServiceSpec
 from sg.openapi import OPENAPI
 from sg.testing.servers import free_port, stop_pid, wait_until
+from tests.processes import clean_env
 
 TOKEN = "process-token-0123456789abcdef"
 ENV_TOKEN = "env-token-0123456789abcdef0123"
@@ -62,7 +62,7 @@ def start_api(tmp: Path, config: str, *args: str, env: dict[str, str] | None = N
             [*sg_api_command(), "--config", str(path), "--listen", f"127.0.0.1:{port}", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**clean_env(), **(env or {})},
         )
     api = ApiProcess(proc, f"http://127.0.0.1:{port}", "", log)
 
