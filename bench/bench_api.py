@@ -140,9 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         anyio.run(seed, store, args.services)
         proc, url = start_api(tmp, store)
         stack.callback(stop_pid, proc)
-        print(
-            f"sg-api over {store.split(':')[0]} + db driver, {args.services} services, {args.seconds:g} s each"
-        )
+        backend = store.split(":")[0]
+        print(f"sg-api over {backend} + db driver, {args.services} services, {args.seconds:g} s per figure")
         anyio.run(measure, store, url, args.services, args.seconds)
 
 
