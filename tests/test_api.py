@@ -502,3 +502,44 @@ async def test_settings_repr_never_shows_tokens() -> None:
     s = replace(settings(), store="sqlite:///x.db")
     assert TOKEN not in repr(s)
     assert TOKEN not in str(s.api)
+
+
+class _CountingStore(MemoryStore):
+    """The memory store, counting the calls a request makes."""
+
+    calls: list[str]
+
+    async def list(self, **filters: Any) -> list[Service]:
+        self.calls.append("list")
+        return await super().list(**filters)
+
+    async def get(self, key: Any) -> Service | None:
+        self.calls.append("get")
+        return await super().get(key)
+
+
+class _CountingDriver(MemoryDriver):
+    calls: list[str]
+
+    async def members(self, services: Any) -> Any:
+        self.calls.append("members")
+        return await super().members(services)
+
+
+async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
+    name = f"count{next(_names)}"
+    store, driver = _CountingStore(name), _CountingDriver(name)
+    store.calls, driver.calls = [], []
+    async with ServiceGroup(store, driver, **TIMINGS) as group:
+        for i in range(50):
+            await beat(group, f"h{i:02d}")
+        store.calls.clear()
+        driver.calls.clear()
+        async with client_for(create_app(settings(), group=group)) as client:
+            r = await client.get("/v1/services", headers=AUTH)
+            assert len(r.json()["services"]) == 50
+            assert (store.calls, driver.calls) == (["list"], ["members"])
+            store.calls.clear()
+            driver.calls.clear()
+            r = await client.get("/metrics", headers=AUTH)
+            assert (store.calls, driver.calls) == (["list"], ["members"])
