@@ -240,6 +240,12 @@ class Api:
                     self.auth.check(request, write=write)
                 return await handler(request)
             except ApiError as exc:
+                if exc.status == 401:
+                    # Who was refused, never what they presented.
+                    client = request.client.host if request.client else None
+                    log.info(
+                        "unauthorized", route=route, method=request.method, client=client, why=exc.message
+                    )
                 return exc.response()
             except InvalidName as exc:
                 return ApiError(400, str(exc), field=exc.field).response()
@@ -344,13 +350,23 @@ class Api:
         return JSONResponse({"binary": binary, "only_up": only_up, "min_version": found})
 
     async def healthz(self, request: Request) -> Response:
-        """``GET /healthz``: 200 when both backends answer, else 503 naming the one that did not."""
+        """``GET /healthz``: 200 when both backends answer, else 503 naming the one that did not.
+
+        Open to all; the backends' error messages are shown only to requests that may read.
+        """
         errors = await self.group.ping()
+        try:
+            self.auth.check(request, write=False)
+            detailed = True
+        except ApiError:
+            # No token needed, but backend errors (host names, ports) only for readers.
+            detailed = False
         names = {"store": self.group.store.name, "driver": self.group.driver.name}
-        body: dict[str, Any] = {
-            role: {"backend": names[role], "ok": errors[role] is None, "error": errors[role]}
-            for role in ("store", "driver")
-        }
+        body: dict[str, Any] = {}
+        for role in ("store", "driver"):
+            error = errors[role]
+            shown = error if error is None or detailed else "unreachable (send a token for details)"
+            body[role] = {"backend": names[role], "ok": error is None, "error": shown}
         healthy = all(error is None for error in errors.values())
         body["status"] = "ok" if healthy else "unavailable"
         return JSONResponse(body, status_code=200 if healthy else 503)

@@ -341,6 +341,9 @@ async def test_unreachable_store_is_503_and_health_says_so() -> None:
         assert r.status_code == 503
         body = r.json()
         assert (body["status"], body["store"]["ok"], body["driver"]["ok"]) == ("unavailable", False, True)
+        assert str(port) not in body["store"]["error"]  # no details without a token
+        detailed = (await client.get("/healthz", headers=AUTH)).json()
+        assert str(port) in detailed["store"]["error"]
         r = await client.get("/metrics", headers=AUTH)
         assert r.status_code == 200
         samples = {s.name: s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
