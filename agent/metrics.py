@@ -144,3 +144,6 @@ class AgentMetrics:
                     await stream.send(head + body)
             except (TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
                 log.debug("metrics_request_failed", error=type(exc).__name__)
+            except Exception:
+                # A bug in rendering must cost one scrape, never the agent's beats.
+                log.exception("metrics_request_crashed")

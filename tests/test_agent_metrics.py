@@ -108,3 +108,27 @@ async def test_a_busy_metrics_port_turns_metrics_off_not_the_agent() -> None:
             served = await tg.start(AgentMetrics().serve, f"127.0.0.1:{free_port()}")
             assert isinstance(served, int)
             tg.cancel_scope.cancel()
+
+
+async def test_a_failing_scrape_leaves_the_server_running() -> None:
+    import anyio
+
+    from agent.metrics import AgentMetrics
+
+    class Flaky(AgentMetrics):
+        failures = 1
+
+        def render(self) -> bytes:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("render bug")
+            return super().render()
+
+    async with anyio.create_task_group() as tg, httpx.AsyncClient(timeout=5.0) as client:
+        port = await tg.start(Flaky().serve, f"127.0.0.1:{free_port()}")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(f"http://127.0.0.1:{port}/metrics")
+        r = await client.get(f"http://127.0.0.1:{port}/metrics")
+        assert r.status_code == 200
+        assert "sg_agent_beat_duration_seconds" in r.text
+        tg.cancel_scope.cancel()
