@@ -21,7 +21,6 @@ import uuid as uuidlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -77,30 +76,30 @@ class ApiError(Exception):
         return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+#: The fields of a service in the API (close to Nova's os-services), a subset of
+#: :meth:`ServiceStatus.as_dict`, which sgctl prints in full.
+API_FIELDS = (
+    "id",
+    "uuid",
+    "host",
+    "binary",
+    "topic",
+    "status",
+    "state",
+    "reason",
+    "age",
+    "updated_at",
+    "created_at",
+    "disabled_reason",
+    "forced_down",
+    "version",
+)
 
 
 def service_json(status: ServiceStatus) -> dict[str, Any]:
-    """A service as the API shows it (close to Nova's os-services)."""
-    service, verdict = status.service, status.verdict
-    age = verdict.age if verdict.age is not None else service.age
-    return {
-        "id": service.id,
-        "uuid": service.uuid,
-        "host": service.host,
-        "binary": service.binary,
-        "topic": service.topic,
-        "status": "disabled" if service.disabled else "enabled",
-        "state": verdict.state,
-        "reason": verdict.reason,
-        "age": None if age is None else round(age, 3),
-        "updated_at": _iso(service.updated_at),
-        "created_at": _iso(service.created_at),
-        "disabled_reason": service.disabled_reason,
-        "forced_down": service.forced_down,
-        "version": service.version,
-    }
+    """A service as the API shows it."""
+    row = status.as_dict()
+    return {field: row[field] for field in API_FIELDS}
 
 
 class TokenAuth:
