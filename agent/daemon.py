@@ -22,6 +22,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -35,6 +36,9 @@ from sg.group import ServiceGroup
 from sg.heartbeat import BeatObserver, Heartbeat
 from sg.model import ServiceKey
 
+if TYPE_CHECKING:
+    from agent.metrics import AgentMetrics
+
 __all__ = ["Agent", "ServiceRunner"]
 
 log = structlog.get_logger("agent")
@@ -46,7 +50,14 @@ LEAVE_TIMEOUT = 0.6
 #: close can be bounded at all; the entry point's hard deadline covers the rest).
 CLOSE_TIMEOUT = 0.25
 #: Settings a reload cannot change: the backends are built from them at start.
-RESTART_ONLY = ("store", "driver", "service_down_time", "store_timeout", "driver_timeout")
+RESTART_ONLY = (
+    "store",
+    "driver",
+    "service_down_time",
+    "store_timeout",
+    "driver_timeout",
+    "metrics_listen",
+)
 #: Least time between two STATUS-only notifications.
 STATUS_EVERY = 1.0
 
@@ -81,6 +92,32 @@ class ServiceRunner:
         self.heartbeat.set_report_interval(spec.interval(default_interval))
 
 
+def _metrics(settings: Settings) -> AgentMetrics | None:
+    """The agent's metrics when ``metrics_listen`` is set (issue #5); needs prometheus-client."""
+    if settings.metrics_listen is None:
+        return None
+    try:
+        from agent.metrics import AgentMetrics
+    except ImportError as exc:
+        raise ConfigError("metrics_listen needs prometheus-client: pip install 'servicegroup[api]'") from exc
+    return AgentMetrics()
+
+
+def _compose(*observers: BeatObserver | None) -> BeatObserver | None:
+    """One observer calling each given one in turn (``None``s skipped)."""
+    present = [o for o in observers if o is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    async def both(hb: Heartbeat, ok: bool) -> None:
+        for observer in present:
+            result = observer(hb, ok)
+            if result is not None:
+                await result
+
+    return both
+
+
 class Agent:
     """Runs the heartbeats of ``settings.services`` until a stop signal."""
 
@@ -104,6 +141,9 @@ class Agent:
         self.group = ServiceGroup.from_settings(settings)
         self.runners: dict[ServiceKey, ServiceRunner] = {}
         self.stopping = anyio.Event()
+        self.metrics = _metrics(settings)  # metrics (issue #5)
+        if self.metrics is not None:  # metrics (issue #5)
+            self.observer = _compose(self.metrics.observe, observer)
         self._tg: TaskGroup | None = None
         self._main: anyio.CancelScope | None = None
         self._reload_lock = anyio.Lock()
@@ -146,6 +186,8 @@ class Agent:
                 await group.__aenter__()
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    if self.metrics is not None and self.settings.metrics_listen:  # metrics (issue #5)
+                        await tg.start(self.metrics.serve, self.settings.metrics_listen)
                     for spec in self.settings.services:
                         self._start(spec)
                     tg.start_soon(self._supervise)
@@ -170,6 +212,8 @@ class Agent:
         )
         runner = ServiceRunner(spec, heartbeat)
         self.runners[heartbeat.key] = runner
+        if self.metrics is not None:  # metrics (issue #5): export before the first beat
+            self.metrics.track(heartbeat)
         self._tg.start_soon(runner.run)
 
     # -- signals ----------------------------------------------------------------------
@@ -306,6 +350,8 @@ class Agent:
                 tg.start_soon(self.runners[key].stop)
         for key in removed + replaced:
             del self.runners[key]
+            if self.metrics is not None:  # metrics (issue #5): no series for a removed service
+                self.metrics.heartbeats.pop(key, None)
         for key in updated:
             self.runners[key].update(wanted[key], new.report_interval)
         added = [key for key in wanted if key not in self.runners]

@@ -17,11 +17,12 @@ import asyncpg
 from bench.timing import best_and_median, ms
 from sg import ServiceGroup
 from sg.model import ServiceKey
+from sg.store.sql import COLUMNS
 from sg.testing import PostgresServer
 
 N = 10_000
 RUNS = 7
-RAW = 'SELECT id, uuid, host, "binary", topic, version, disabled, disabled_reason, forced_down, has_left, report_count, created_at, updated_at FROM services'
+RAW = f"SELECT {COLUMNS} FROM services"
 
 
 async def fill(group: ServiceGroup) -> None:
@@ -59,7 +60,7 @@ async def run_sqlite() -> None:
                     async with db.execute(RAW) as cur:
                         await cur.fetchall()
 
-                rbest, rmed = await best_and_median(raw, RUNS)
+                _, rmed = await best_and_median(raw, RUNS)
     print(f"sqlite     beats/s (1 connection): {rate:,.0f}")
     print(
         f"sqlite     list {N:,} with verdicts: best {ms(best)}, median {ms(med)}; "
@@ -77,7 +78,7 @@ async def run_postgres(server: PostgresServer) -> None:
         assert len(await group.list()) == N
         conn = await asyncpg.connect(url)
         try:
-            rbest, rmed = await best_and_median(lambda: conn.fetch(RAW), RUNS)
+            _, rmed = await best_and_median(lambda: conn.fetch(RAW), RUNS)
         finally:
             await conn.close()
     print(f"postgresql beats/s: 1 connection {rate1:,.0f}, 10 connections {rate10:,.0f}")
