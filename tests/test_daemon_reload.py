@@ -42,6 +42,7 @@ async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_con
 
             await notify.wait_for("READY", timeout=15)
             await eventually(states, lambda st: len(st) == 3 and all(s.is_up for s in st.values()), 10, "up")
+            assert exported() == {"sg-a", "sg-b", "sg-c"}
 
             # sg-a removed, sg-b's interval 5 s -> 0.3 s, sg-c's version 1 -> 2, sg-d added.
             write([svc("sg-b"), svc("sg-c", version=2), svc("sg-d")])
