@@ -3,13 +3,17 @@ running one kept."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from sg import ServiceGroup
 from sg.model import ServiceStatus
+from sg.testing import free_port
 from tests.daemon_harness import AgentProcess, NotifySocket, agent_config
 from tests.waiting import eventually
 
@@ -25,9 +29,23 @@ def svc(binary: str, **extra: Any) -> dict[str, Any]:
 async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_config(tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path}/s.db"
     path = tmp_path / "sg.toml"
+    metrics = f"127.0.0.1:{free_port()}"
 
     def write(services: list[dict[str, Any]], **settings: Any) -> None:
-        agent_config(path, store, services, report_interval=INTERVAL, service_down_time=DOWN_TIME, **settings)
+        agent_config(
+            path,
+            store,
+            services,
+            report_interval=INTERVAL,
+            service_down_time=DOWN_TIME,
+            metrics_listen=metrics,
+            **settings,
+        )
+
+    def exported() -> set[str]:
+        """The binaries the agent's /metrics has a beat counter for."""
+        text = httpx.get(f"http://{metrics}/metrics", timeout=2.0).text
+        return set(re.findall(r'^sg_agent_beats_total\{[^}]*binary="([^"]+)"', text, re.MULTILINE))
 
     write([svc("sg-a"), svc("sg-b", report_interval=SLOW), svc("sg-c", version=1)])
     notify = NotifySocket()
@@ -68,6 +86,8 @@ async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_con
                 "sg-a left, sg-c at version 2, sg-b/c/d up",
             )
             assert st["sg-a"].verdict.reason == "left"
+            # The metrics follow the reload: no series for the removed service.
+            assert exported() == {"sg-b", "sg-c", "sg-d"}
             # The new interval applies: at 5 s there could be at most one beat (the
             # reload's own) in the next 2.5 s; at 0.3 s there are several.
             count = st["sg-b"].service.report_count
