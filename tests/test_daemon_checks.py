@@ -89,7 +89,18 @@ class Things:
 
 async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_url: str) -> None:
     things = Things(tmp_path)
-    services = [{"host": "h1", "binary": "sg-plain", "topic": "checks"}]
+    # Accepts connections and never answers: this service's check always times out.
+    hung = listener()
+    services = [
+        {"host": "h1", "binary": "sg-plain", "topic": "checks"},
+        {
+            "host": "h1",
+            "binary": "sg-hung",
+            "topic": "checks",
+            "check": f"http:http://127.0.0.1:{hung.getsockname()[1]}/",
+            "check_timeout": CHECK_TIMEOUT,
+        },
+    ]
     services += [
         {"host": "h1", "binary": name, "topic": "checks", "check": text, "check_timeout": CHECK_TIMEOUT}
         for name, text in things.checks().items()
@@ -107,9 +118,19 @@ async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_
                 return {s.service.binary: s for s in await group.list(topic="checks")}
 
             def all_up(st: dict[str, ServiceStatus]) -> bool:
-                return len(st) == len(services) and all(s.is_up for s in st.values())
+                """Every service but sg-hung is up (and sg-hung is down)."""
+                return (
+                    len(st) == len(services)
+                    and all(s.is_up for n, s in st.items() if n != "sg-hung")
+                    and not st["sg-hung"].is_up
+                )
 
-            await eventually(states, all_up, 15, "every service up")
+            st, _ = await eventually(states, all_up, 15, "every service up but sg-hung")
+            # The hung check is bounded by its timeout and holds only its own service.
+            assert st["sg-hung"].verdict.reason == "check_failed"
+            assert st["sg-hung"].service.check_failure == (
+                f"http:http://127.0.0.1:{hung.getsockname()[1]}/: no answer within {CHECK_TIMEOUT:g}s"
+            )
             timings: dict[str, tuple[float, float]] = {}
             for name, breaker, fixer in things.cases():
                 kind = things.checks()[name].split(":", 1)[0]
@@ -126,7 +147,9 @@ async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_
                 assert failure is not None
                 assert failure.startswith(kind + ":")
                 assert st[name].verdict.detail == failure
-                others = {n: s.verdict.reason for n, s in st.items() if n != name and not s.is_up}
+                others = {
+                    n: s.verdict.reason for n, s in st.items() if n not in (name, "sg-hung") and not s.is_up
+                }
                 assert others == {}, f"other services went down with {name}: {others}"
                 if name == "sg-tcp":
                     shown = sgctl("service", "show", "h1", "sg-tcp", config=config)
@@ -146,11 +169,12 @@ async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_
         agent.signal(signal.SIGTERM)
         assert await agent.wait_exit(5) == 0
         failed = {e["binary"] for e in agent.events("check_failed")}
-        assert failed == {"sg-tcp", "sg-http", "sg-pidfile", "sg-exec"}
-        assert {e["binary"] for e in agent.events("check_passed")} == failed
+        assert failed == {"sg-tcp", "sg-http", "sg-pidfile", "sg-exec", "sg-hung"}
+        assert {e["binary"] for e in agent.events("check_passed")} == failed - {"sg-hung"}
     finally:
         agent.kill()
         things.close()
+        hung.close()
 
 
 def _systemd_running() -> bool:

@@ -47,7 +47,7 @@ async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_con
         text = httpx.get(f"http://{metrics}/metrics", timeout=2.0).text
         return set(re.findall(r'^sg_agent_beats_total\{[^}]*binary="([^"]+)"', text, re.MULTILINE))
 
-    write([svc("sg-a"), svc("sg-b", report_interval=SLOW), svc("sg-c", version=1)])
+    write([svc("sg-a"), svc("sg-b", report_interval=SLOW), svc("sg-c", version=1), svc("sg-f")])
     notify = NotifySocket()
     agent = AgentProcess(path, tmp_path / "agent.log", notify)
     try:
@@ -59,26 +59,28 @@ async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_con
                 return {s.service.binary: s for s in await group.list(topic="reload")}
 
             await notify.wait_for("READY", timeout=15)
-            await eventually(states, lambda st: len(st) == 3 and all(s.is_up for s in st.values()), 10, "up")
-            assert exported() == {"sg-a", "sg-b", "sg-c"}
+            await eventually(states, lambda st: len(st) == 4 and all(s.is_up for s in st.values()), 10, "up")
+            assert exported() == {"sg-a", "sg-b", "sg-c", "sg-f"}
 
-            # sg-a removed, sg-b's interval 5 s -> 0.3 s, sg-c's version 1 -> 2, sg-d added.
-            write([svc("sg-b"), svc("sg-c", version=2), svc("sg-d")])
+            # sg-a removed, sg-b's interval 5 s -> 0.3 s, sg-c's version 1 -> 2, sg-d added,
+            # sg-f gets a check that fails.
+            write([svc("sg-b"), svc("sg-c", version=2), svc("sg-d"), svc("sg-f", check="exec:false")])
             hup = time.monotonic()
             agent.signal(signal.SIGHUP)
             reloaded = await agent.wait_for_event("reloaded")
             assert reloaded["removed"] == ["sg-a"]
             assert reloaded["added"] == ["sg-d"]
             assert reloaded["replaced"] == ["sg-c"]
-            assert reloaded["updated"] == ["sg-b"]
+            assert reloaded["updated"] == ["sg-b", "sg-f"]
             reloading = await notify.wait_for("RELOADING", since=hup)
             assert await notify.wait_for("READY", since=reloading) > reloading
 
             st, _ = await eventually(
                 states,
                 lambda st: (
-                    len(st) == 4
+                    len(st) == 5
                     and not st["sg-a"].is_up
+                    and not st["sg-f"].is_up
                     and st["sg-c"].service.version == 2
                     and all(st[n].is_up for n in ("sg-b", "sg-c", "sg-d"))
                 ),
@@ -86,8 +88,10 @@ async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_con
                 "sg-a left, sg-c at version 2, sg-b/c/d up",
             )
             assert st["sg-a"].verdict.reason == "left"
+            assert st["sg-f"].verdict.reason == "check_failed"
+            assert st["sg-f"].service.check_failure == "exec:false: exit status 1"
             # The metrics follow the reload: no series for the removed service.
-            assert exported() == {"sg-b", "sg-c", "sg-d"}
+            assert exported() == {"sg-b", "sg-c", "sg-d", "sg-f"}
             # The new interval applies: at 5 s there could be at most one beat (the
             # reload's own) in the next 2.5 s; at 0.3 s there are several.
             count = st["sg-b"].service.report_count
