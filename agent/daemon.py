@@ -118,6 +118,18 @@ def _compose(*observers: BeatObserver | None) -> BeatObserver | None:
     return both
 
 
+def _only_config_error(exc: BaseException) -> ConfigError | None:
+    """``exc`` itself, or the first of the exceptions an exception group holds, when
+    it (they all) are configuration errors; else ``None``."""
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_only_config_error(inner) for inner in exc.exceptions]
+        if found and all(f is not None for f in found):
+            return found[0]
+    return None
+
+
 class Agent:
     """Runs the heartbeats of ``settings.services`` until a stop signal."""
 
@@ -149,6 +161,7 @@ class Agent:
         self._reload_lock = anyio.Lock()
         self._reload_pending = False
         self._ready = False
+        self._fatal: ConfigError | None = None
 
     @property
     def heartbeats(self) -> list[Heartbeat]:
@@ -156,7 +169,11 @@ class Agent:
         return [runner.heartbeat for runner in self.runners.values()]
 
     async def run(self) -> None:
-        """Beat until a stop signal; then leave every service and return."""
+        """Beat until a stop signal; then leave every service and return.
+
+        Raises :class:`~sg.errors.ConfigError` when a backend refuses the configuration
+        at start (e.g. a database schema newer than this release).
+        """
         self._main = anyio.CancelScope()
         if self.stopping.is_set():
             self._main.cancel()
@@ -168,6 +185,9 @@ class Agent:
                 await self._serve()
             finally:
                 outer.cancel_scope.cancel()
+        if self._fatal is not None:
+            # Raised here, not in the task group, so the caller gets it unwrapped.
+            raise self._fatal
 
     async def _serve(self) -> None:
         group = self.group
@@ -183,7 +203,15 @@ class Agent:
         try:
             assert self._main is not None
             with self._main:
-                await group.__aenter__()
+                try:
+                    await group.__aenter__()
+                except (ConfigError, BaseExceptionGroup) as exc:
+                    # The backends open in a task group: the error may come wrapped.
+                    fatal = _only_config_error(exc)
+                    if fatal is None:
+                        raise
+                    self._fatal = fatal
+                    return
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     if self.metrics is not None and self.settings.metrics_listen:  # metrics (issue #5)

@@ -144,3 +144,25 @@ async def test_sigterm_exits_0_within_a_second_with_a_hung_store_and_a_second_si
             assert elapsed < 1.5, f"exit took {elapsed:.2f}s"
         finally:
             agent.kill()
+
+
+async def test_a_database_newer_than_the_agent_is_a_configuration_error(
+    tmp_path: Path, notify: NotifySocket
+) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "s.db")
+    with db:
+        db.execute("CREATE TABLE sg_schema (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO sg_schema (version) VALUES (99)")
+    db.close()
+    config = agent_config(tmp_path / "sg.toml", f"sqlite://{tmp_path}/s.db", SERVICES[:1])
+    agent = AgentProcess(config, tmp_path / "agent.log", notify)
+    try:
+        assert await agent.wait_exit(15) == 78
+        errors = agent.events("configuration_error")
+        assert len(errors) == 1
+        assert "schema version 99, newer than this release" in errors[0]["error"]
+        assert notify.with_key("READY") == []
+    finally:
+        agent.kill()
