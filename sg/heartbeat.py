@@ -67,7 +67,9 @@ class HeartbeatStats:
         return None if self.last_success is None else time.monotonic() - self.last_success
 
 
-#: Called after every beat with the heartbeat and whether the beat succeeded.
+#: Called after every beat with the heartbeat and whether the beat succeeded (not for
+#: rounds in which a failing gate held the service down: no beat happened; read
+#: ``hb.check_failure`` for those).
 BeatObserver = Callable[["Heartbeat", bool], Awaitable[None] | None]
 
 #: Asked before every beat: ``None`` when the service is healthy, else why it is not.
