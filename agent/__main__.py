@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("agent")
     try:
         settings = load_settings(args.config)
-        agent = Agent(settings, notifier=Notifier.from_env(), on_stop=_arm_stop_deadline)
+        agent = Agent(settings, notifier=Notifier.take_from_environ(), on_stop=_arm_stop_deadline)
     except ConfigError as exc:
         log.error("configuration_error", error=str(exc))
         return EXIT_CONFIG

@@ -32,6 +32,15 @@ class Notifier:
         self._warned = False
 
     @classmethod
+    def take_from_environ(cls) -> Notifier:
+        """:meth:`from_env` on ``os.environ``, then remove the variables, so that the
+        commands of ``exec:`` checks never talk to systemd as if they were the agent."""
+        notifier = cls.from_env(os.environ)
+        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            os.environ.pop(var, None)
+        return notifier
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier:
         """Read ``$NOTIFY_SOCKET`` and ``$WATCHDOG_USEC`` (honouring ``$WATCHDOG_PID``)."""
         env = os.environ if env is None else env
