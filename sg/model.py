@@ -146,6 +146,31 @@ class ServiceStatus:
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_up", self.verdict.state == "up")
 
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready row: the record's fields plus ``status``, ``state`` and ``reason``."""
+        s, v = self.service, self.verdict
+        return {
+            "id": s.id,
+            "uuid": s.uuid,
+            "host": s.host,
+            "binary": s.binary,
+            "topic": s.topic,
+            "status": "disabled" if s.disabled else "enabled",
+            "state": v.state,
+            "reason": v.reason,
+            "age": None if v.age is None else round(v.age, 3),
+            "updated_at": None if s.updated_at is None else s.updated_at.isoformat(),
+            "created_at": None if s.created_at is None else s.created_at.isoformat(),
+            "disabled": s.disabled,
+            "disabled_reason": s.disabled_reason,
+            "forced_down": s.forced_down,
+            "left": s.left,
+            "version": s.version,
+            "report_count": s.report_count,
+            "driver_seen": v.driver_seen,
+            "detail": v.detail,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceEvent:
