@@ -319,9 +319,10 @@ class _Session(Session):  # type: ignore[misc]
             # Written before the read loop starts, so it precedes every other request.
             future = self.conn.send(protocol.AuthRequest(type=0, scheme="digest", auth=self.auth.credential))
             future.add_done_callback(_consume)
-        new = self.session_id != self.last_established
-        self.last_established = self.session_id
-        self.on_established(self.session_id, new)
+        session_id = self.session_id or 0
+        new = session_id != self.last_established
+        self.last_established = session_id
+        self.on_established(session_id, new)
 
     def _read_loop_ended(self, conn: _Connection) -> None:
         if self.closing or conn is not self.conn:
