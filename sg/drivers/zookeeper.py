@@ -78,6 +78,8 @@ __all__ = ["ZooKeeperDriver", "ZooKeeperOptions", "decode_name", "encode_name", 
 log = structlog.get_logger("sg.drivers.zookeeper")
 
 DEFAULT_CHROOT = "/servicegroup"
+#: After a pushed change, the longest wait before one more listing (see wait_for_change).
+SETTLE = 0.25
 #: Separates the encoded host and binary in a member's node name.
 SEPARATOR = ":"
 _SAFE_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~+,=@")
@@ -380,6 +382,7 @@ class ZooKeeperDriver:
         self._rejoined: set[ServiceKey] = set()
         self._seen: dict[str, frozenset[str]] = {}
         self._waiters: set[asyncio.Future[None]] = set()
+        self._settling = False
         self._started = time.time()
         if options.auth is not None:
             owner = ACL.make("digest", options.auth.acl_id, True, True, True, True, True)
@@ -668,8 +671,16 @@ class ZooKeeperDriver:
         Arms ZooKeeper child watches (push, re-armed on every call) and returns at
         once if the members already differ from the last :meth:`members` answer.
         A new or lost session counts as a change (verdicts may have moved).
+
+        A member's node and its store record are written concurrently, so the
+        listing that follows a push may run before the record changed: the call
+        after a push waits at most :data:`SETTLE` seconds and then reports a change
+        anyway, for one more listing.
         """
         client = self._require()
+        settling, self._settling = self._settling, False
+        if settling:
+            timeout = min(timeout, SETTLE)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         topics = [topic] if topic is not None else sorted(self._seen)
@@ -679,6 +690,7 @@ class ZooKeeperDriver:
         events = (WatchEvent.CHILDREN_CHANGED, WatchEvent.CREATED, WatchEvent.DELETED)
 
         def fire(_path: str) -> None:
+            self._settling = True
             if not future.done():
                 future.set_result(None)
 
@@ -702,7 +714,7 @@ class ZooKeeperDriver:
                         return True
                 await future
                 return True
-            return False
+            return settling
         finally:
             self._waiters.discard(future)
             for path in paths:
