@@ -270,16 +270,18 @@ async def test_sgctl_watch_prints_transitions(tmp_path: Path, sg_zookeeper: ZooK
         cwd=tmp_path,
     )
     try:
-        async with ServiceGroup.from_urls(
-            store, url, report_interval=REPORT_INTERVAL, service_down_time=SERVICE_DOWN_TIME
-        ) as group:
-            async with group.join(BINARY, "compute", host=HOST):
-                assert watcher.stdout is not None
-                with anyio.fail_after(10):
+        async with (
+            ServiceGroup.from_urls(
+                store, url, report_interval=REPORT_INTERVAL, service_down_time=SERVICE_DOWN_TIME
+            ) as group,
+            group.join(BINARY, "compute", host=HOST),
+        ):
+            assert watcher.stdout is not None
+            with anyio.fail_after(10):
+                line = await anyio.to_thread.run_sync(watcher.stdout.readline)
+                while b"-> up" not in line and line:
                     line = await anyio.to_thread.run_sync(watcher.stdout.readline)
-                    while b"-> up" not in line and line:
-                        line = await anyio.to_thread.run_sync(watcher.stdout.readline)
-                assert line.decode().startswith(f"{HOST} {BINARY} compute "), line
-                assert b"-> up (ok)" in line
+            assert line.decode().startswith(f"{HOST} {BINARY} compute "), line
+            assert b"-> up (ok)" in line
     finally:
         stop_pid(watcher)
