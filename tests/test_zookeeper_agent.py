@@ -8,7 +8,6 @@ session's. Only processes started here are signalled, by their pid.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from sg.model import ServiceStatus
 from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import stop_pid
 from sg.testing.zookeeper import ZooKeeperServer
+from tests.processes import clean_env
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,7 @@ class AgentProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=clean_env(),
             )
         return self
 
@@ -261,7 +262,7 @@ async def test_sgctl_watch_prints_transitions(tmp_path: Path, sg_zookeeper: ZooK
     url = sg_zookeeper.url(f"cli-{time.monotonic_ns()}", session_timeout=2)
     store = f"sqlite://{tmp_path}/services.db"
     sgctl = Path(sys.executable).with_name("sgctl")
-    env = {**os.environ, "SG_REPORT_INTERVAL": "0.4", "SG_SERVICE_DOWN_TIME": "30"}
+    env = {**clean_env(), "SG_REPORT_INTERVAL": "0.4", "SG_SERVICE_DOWN_TIME": "30"}
     watcher = subprocess.Popen(
         [str(sgctl), "--store", store, "--driver", url, "service", "watch", "--topic", "compute"],
         stdout=subprocess.PIPE,
