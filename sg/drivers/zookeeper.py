@@ -50,10 +50,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +95,10 @@ def _keep(ch: str) -> bool:
     return code >= 0xA0 and not 0xD800 <= code <= 0xF8FF and not 0xFFF0 <= code <= 0xFFFF
 
 
+_ALL_SAFE = re.compile(r"[A-Za-z0-9\-_.~+,=@]+")
+
+
+@functools.lru_cache(maxsize=65536)
 def encode_name(name: str) -> str:
     """Encode a host, binary or topic as one znode name that cannot escape its path.
 
@@ -100,6 +106,8 @@ def encode_name(name: str) -> str:
     what ZooKeeper forbids) become ``%XX`` per UTF-8 byte; a name made only of dots
     (``.``, ``..``) has its dots encoded too. :func:`decode_name` reverses it exactly.
     """
+    if _ALL_SAFE.fullmatch(name) and name.strip("."):
+        return name
     out = "".join(
         ch if _keep(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass")) for ch in name
     )
