@@ -655,7 +655,8 @@ class ZooKeeperDriver:
             self.rejoins += len(recreated)
             self._rejoined.update(k for k in recreated if k in self._held)
             if recreated:
-                log.info(
+                # The heartbeat logs each re-join (once) on its next beat.
+                log.debug(
                     "zookeeper_members_recreated", count=len(recreated), session=hex(self.session_id or 0)
                 )
 
