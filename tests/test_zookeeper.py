@@ -6,8 +6,6 @@ Process-level behaviour (kill -9, SIGTERM, SIGSTOP, server outages) is in
 
 from __future__ import annotations
 
-import asyncio
-import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 import structlog
-from aiozk import ZKClient, protocol
+from aiozk import ZKClient
 from aiozk import exc as zkexc
 
 from sg import ServiceGroup
@@ -33,12 +31,17 @@ from sg.drivers.zookeeper import (
 from sg.errors import BackendUnavailable, ConfigError
 from sg.model import Service, ServiceEvent, ServiceKey
 from sg.testing.servers import free_port
-from sg.testing.zookeeper import ZooKeeperServer
+from sg.testing.zookeeper import ZooKeeperServer, expire_session, session_password
 from tests.waiting import eventually
 
 T = TypeVar("T")
 REPORT_INTERVAL = 0.5
 SERVICE_DOWN_TIME = 30.0
+
+
+async def expire(hosts: str, session_id: int, password: bytes | None = None) -> None:
+    """Expire the session (``expire_session`` retries when its owner re-attaches first)."""
+    assert await expire_session(hosts, session_id, password), f"could not expire session {session_id:#x}"
 
 
 async def current(read: Callable[[], T]) -> T:
@@ -69,32 +72,6 @@ def group_for(tmp_path: Path, driver_url: str) -> ServiceGroup:
         service_down_time=SERVICE_DOWN_TIME,
         driver_timeout=3.0,
     )
-
-
-async def expire_session(hosts: str, session_id: int, password: bytes) -> None:
-    """Attach to a live session with its id and password and close it, pipelined in
-    one write so the owner cannot re-attach in between: ZooKeeper then deletes the
-    session's ephemeral nodes, as it does when a session expires."""
-    host, _, port = hosts.partition(":")
-    connect = protocol.ConnectRequest(
-        protocol_version=0,
-        last_seen_zxid=0,
-        timeout=2000,
-        session_id=session_id,
-        password=password,
-        read_only=False,
-    ).serialize()
-    close = protocol.CloseRequest().serialize(1)
-    payload = b"".join(struct.pack("!i", len(p)) + p for p in (connect, close))
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(payload)
-        await writer.drain()
-        with anyio.fail_after(5):
-            while await reader.read(4096):
-                pass
-    finally:
-        writer.close()
 
 
 # -- URL and names -----------------------------------------------------------------------
@@ -271,7 +248,8 @@ async def test_forced_session_expiry_recovers_20_times(tmp_path: Path, sg_zookee
                 before = zk.sessions
                 old_id = zk.session_id
                 assert old_id is not None
-                await expire_session(sg_zookeeper.hosts, old_id, session.password)
+                assert session_password(old_id) == session.password
+                await expire(sg_zookeeper.hosts, old_id, session.password)
                 await eventually(
                     lambda: current(lambda: zk.sessions),
                     lambda n, before=before: n > before,

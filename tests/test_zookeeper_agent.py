@@ -21,10 +21,11 @@ import anyio.lowlevel
 import pytest
 
 from sg import ServiceGroup
+from sg.drivers.zookeeper import ZooKeeperDriver
 from sg.model import ServiceStatus
 from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import stop_pid
-from sg.testing.zookeeper import ZooKeeperServer
+from sg.testing.zookeeper import ZooKeeperServer, expire_session
 from tests.processes import clean_env
 from tests.waiting import eventually
 
@@ -79,6 +80,9 @@ class AgentProcess:
                 self.proc.send_signal(signal.SIGCONT)
             stop_pid(self.proc)
 
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
@@ -102,6 +106,11 @@ async def reader(agent: AgentProcess, driver_timeout: float = 1.0) -> AsyncItera
         driver_timeout=driver_timeout,
     ) as group:
         yield group
+
+
+async def expire(hosts: str, session_id: int, password: bytes | None = None) -> None:
+    """Expire the session (``expire_session`` retries when its owner re-attaches first)."""
+    assert await expire_session(hosts, session_id, password), f"could not expire session {session_id:#x}"
 
 
 async def current(read: Callable[[], T]) -> T:
@@ -194,12 +203,65 @@ async def test_sigstop_past_the_timeout_then_sigcont_rejoins(
             print(f"\nSIGCONT to up again: {took:.3f}s")
             # The re-join is logged once, on the beat after the new session.
             await eventually(
-                lambda: current(agent.tail),
+                lambda: current(agent.text),
                 lambda log: "service_rejoined" in log,
                 REPORT_INTERVAL + 1,
                 "logged",
             )
-            assert agent.tail().count("service_rejoined") == 1
+            assert agent.text().count("service_rejoined") == 1
+
+
+async def node_owner(group: ServiceGroup) -> int | None:
+    """The session that owns the agent's node, or None if there is no node."""
+    from aiozk import exc as zkexc
+
+    driver = group.driver
+    assert isinstance(driver, ZooKeeperDriver)
+    s = await status(group)
+    assert s is not None
+    try:
+        _, stat = await driver._require().get(driver.member_path(s.service))
+    except zkexc.NoNode:
+        return None
+    return int(stat.ephemeral_owner)
+
+
+async def test_forced_session_expiry_of_a_live_agent_20_trials(
+    tmp_path: Path, sg_zookeeper: ZooKeeperServer
+) -> None:
+    """Another client attaches to the agent's session (id from its node, password
+    derived as ZooKeeper derives it) and closes it: every time, the node is back
+    under a new session and the service up within one beat, and the re-join is
+    logged once."""
+    url = sg_zookeeper.url(f"expire-{time.monotonic_ns()}", session_timeout=2)
+    with running_agent(tmp_path, url) as agent:
+        async with reader(agent) as group:
+            await wait_up(group, agent)
+            took = []
+            for trial in range(20):
+                owner = await node_owner(group)
+                assert owner is not None
+                await expire(sg_zookeeper.hosts, owner)
+                expired = time.monotonic()
+                await eventually(
+                    lambda: node_owner(group),
+                    lambda o, old=owner: o is not None and o != old,
+                    REPORT_INTERVAL + 0.5,
+                    f"node back under a new session (trial {trial})",
+                )
+                await eventually(
+                    lambda: status(group), lambda s: s is not None and s.is_up, REPORT_INTERVAL, "up"
+                )
+                took.append(time.monotonic() - expired)
+                await eventually(
+                    lambda: current(agent.text),
+                    lambda log, n=trial + 1: log.count("service_rejoined") == n,
+                    REPORT_INTERVAL + 1,
+                    f"re-join {trial + 1} logged once",
+                )
+            assert agent.proc is not None
+            assert agent.proc.poll() is None
+            print(f"\n20 forced expiries of sg-agent: all recovered, max {max(took):.3f}s to up")
 
 
 async def _collect(group: ServiceGroup, until: anyio.Event, seen: list[tuple[float, str, str]]) -> None:

@@ -10,18 +10,20 @@ is always stopped by the pid this code started.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
 
 from sg.testing.servers import MissingServer, free_port, stop_pid, wait_until
 
-__all__ = ["ZooKeeperServer", "four_letter_word"]
+__all__ = ["ZooKeeperServer", "expire_session", "four_letter_word", "session_password"]
 
 ZK_JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar")
 
@@ -40,6 +42,88 @@ def four_letter_word(port: int, word: str, timeout: float = 1.0) -> str:
             return b"".join(chunks).decode(errors="replace")
     except OSError:
         return ""
+
+
+_MASK48 = (1 << 48) - 1
+
+
+def session_password(session_id: int) -> bytes:
+    """The password ZooKeeper 3.x gives ``session_id``.
+
+    ``ZooKeeperServer.generatePasswd`` seeds ``java.util.Random`` with
+    ``id ^ 0xB3415C00`` and takes 16 bytes: this is that generator, so a test can
+    expire the session of another process knowing only its id (a node's
+    ``ephemeralOwner``).
+    """
+    seed = ((session_id ^ 0xB3415C00) ^ 0x5DEECE66D) & _MASK48
+    out = bytearray()
+    while len(out) < 16:
+        seed = (seed * 0x5DEECE66D + 0xB) & _MASK48
+        rnd = seed >> 16
+        for _ in range(min(4, 16 - len(out))):
+            out.append(rnd & 0xFF)
+            rnd >>= 8
+    return bytes(out)
+
+
+def _frame(payload: bytes) -> bytes:
+    return struct.pack("!i", len(payload)) + payload
+
+
+async def _attach_and_close(host: str, port: int, session_id: int, password: bytes, timeout: float) -> bytes:
+    from aiozk import protocol
+
+    connect = protocol.ConnectRequest(
+        protocol_version=0,
+        last_seen_zxid=0,
+        timeout=2000,
+        session_id=session_id,
+        password=password,
+        read_only=False,
+    ).serialize()
+    close = protocol.CloseRequest().serialize(1)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    received = b""
+    try:
+        writer.write(_frame(connect) + _frame(close))
+        await writer.drain()
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(4096):
+                received += chunk
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    return received
+
+
+async def expire_session(
+    hosts: str, session_id: int, password: bytes | None = None, timeout: float = 5.0, attempts: int = 10
+) -> bool:
+    """Expire a live session now, as a lost one would: attach to it with its id and
+    password and close it (both requests in one write). Returns ``True`` once
+    ZooKeeper confirms the session is gone.
+
+    ZooKeeper then deletes the session's ephemeral nodes and the owner's next
+    reconnect finds the session gone. An owner that reconnects fast may re-attach
+    between the two requests, and the close reply is not always delivered before
+    the server drops the connection: so this repeats until either the close is
+    acknowledged or a connect answers that the session no longer exists.
+    """
+    host, _, port = hosts.split(",")[0].rpartition(":")
+    secret = password if password is not None else session_password(session_id)
+    for _ in range(attempts):
+        received = await _attach_and_close(host, int(port), session_id, secret, timeout)
+        # Connect response: length, protocol version, timeout, session id (0: no such session).
+        if len(received) >= 20 and struct.unpack_from("!q", received, 12)[0] == 0:
+            return True
+        if len(received) < 4:
+            continue
+        # Then the close reply: length, xid, zxid, error code (0: closed).
+        second = struct.unpack_from("!i", received)[0] + 4
+        if len(received) >= second + 20 and struct.unpack_from("!i", received, second + 16)[0] == 0:
+            return True
+    return False
 
 
 class ZooKeeperServer:
