@@ -20,7 +20,7 @@ import structlog
 from sg.config import MIN_DOWN_TIME_FACTOR, ServiceSpec, Settings
 from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound, Refused
-from sg.heartbeat import BeatObserver, Heartbeat
+from sg.heartbeat import BeatObserver, Gate, Heartbeat
 from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.store.base import Store, open_store
 from sg.verdict import judge, store_unreachable
@@ -232,6 +232,47 @@ class ServiceGroup:
             self.store.min_version(binary, only_up=only_up, service_down_time=self.service_down_time),
         )
 
+    async def ping(self) -> dict[str, str | None]:
+        """Check both backends concurrently, each under its deadline (for health checks).
+
+        Returns ``{"store": error, "driver": error}`` where ``error`` is ``None`` when
+        the backend answered. The store is pinged. A driver with a ``ping()`` method is
+        pinged; the Driver protocol has none, so any other driver is asked for one
+        sentinel member: one round trip, and an answer of ``None`` means unreachable.
+        """
+        errors: dict[str, str | None] = {}
+
+        async def store() -> None:
+            try:
+                await self._store_call("ping", self.store.ping())
+                errors["store"] = None
+            except BackendUnavailable as exc:
+                errors["store"] = str(exc)
+
+        async def driver() -> None:
+            probe = getattr(self.driver, "ping", None)
+            try:
+                with anyio.fail_after(self.driver_timeout):
+                    if callable(probe):
+                        await probe()
+                        errors["driver"] = None
+                        return
+                    sentinel = Service(host="sg-ping", binary="sg-ping", topic="sg-ping")
+                    answer = await self.driver.members([sentinel])
+            except TimeoutError:
+                errors["driver"] = f"{self.driver.name}: no answer within {self.driver_timeout:g}s"
+                return
+            except BackendUnavailable as exc:
+                errors["driver"] = str(exc)
+                return
+            reachable = answer.get(sentinel.key) is not None
+            errors["driver"] = None if reachable else f"{self.driver.name}: server unreachable"
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store)
+            tg.start_soon(driver)
+        return errors
+
     # -- changing ---------------------------------------------------------------------------
 
     async def _service(self, service: Service | ServiceKey) -> Service:
@@ -318,9 +359,24 @@ class ServiceGroup:
 
     # -- heartbeat ------------------------------------------------------------------------
 
-    def heartbeat(self, spec: ServiceSpec, *, observer: BeatObserver | None = None) -> Heartbeat:
-        """A :class:`~sg.heartbeat.Heartbeat` for ``spec``; run it with ``await hb.run()``."""
-        return Heartbeat(self, spec, observer=observer)
+    def heartbeat(
+        self,
+        spec: ServiceSpec,
+        *,
+        observer: BeatObserver | None = None,
+        gate: Gate | None = None,
+        leave_timeout: float = 0.8,
+    ) -> Heartbeat:
+        """A :class:`~sg.heartbeat.Heartbeat` for ``spec`` at its own report interval (else
+        the group's), optionally gated by a health check; run it with ``await hb.run()``."""
+        return Heartbeat(
+            self,
+            spec,
+            report_interval=spec.interval(self.report_interval),
+            observer=observer,
+            gate=gate,
+            leave_timeout=leave_timeout,
+        )
 
     @asynccontextmanager
     async def join(
