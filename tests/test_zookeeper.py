@@ -19,6 +19,7 @@ from aiozk import ZKClient
 from aiozk import exc as zkexc
 
 from sg import ServiceGroup
+from sg.config import redact_url
 from sg.drivers.base import DriverOptions, open_driver
 from sg.drivers.zookeeper import (
     ZooKeeperDriver,
@@ -116,6 +117,11 @@ def test_secret_is_never_shown() -> None:
         parse_url(url + "&bogus=1")
     assert secret not in str(info.value)
     assert "alice" in str(info.value)
+    # What sg-api and error messages print for any backend URL.
+    assert redact_url(url) == "zookeeper://zk1:2181/sg?auth=digest:alice:***"
+    assert (
+        redact_url("zookeeper://zk1:2181/sg?session_timeout=2") == "zookeeper://zk1:2181/sg?session_timeout=2"
+    )
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ from aiozk.connection import Connection
 from aiozk.session import Session
 from aiozk.states import States
 
+from sg.config import redact_url
 from sg.drivers.base import DriverOptions, Membership
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
 from sg.model import Service, ServiceKey
@@ -201,18 +202,7 @@ def _parse_chroot(url: str, path: str) -> str:
 
 def _redact(url: str) -> str:
     """``url`` with the secret of an ``auth=digest:user:secret`` option masked."""
-    head, sep, query = url.partition("?")
-    if not sep:
-        return url
-    pairs = []
-    for item in query.split("&"):
-        name, eq, value = item.partition("=")
-        if name == "auth" and eq:
-            scheme, _, rest = value.partition(":")
-            user = rest.partition(":")[0]
-            value = f"{scheme}:{user}:***"
-        pairs.append(f"{name}{eq}{value}")
-    return f"{head}?{'&'.join(pairs)}"
+    return redact_url(url)
 
 
 def parse_url(url: str) -> ZooKeeperOptions:
