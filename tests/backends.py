@@ -34,6 +34,13 @@ STORES: dict[str, UrlFactory] = {
     "postgresql": _postgres,
 }
 
+
+def _zookeeper(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_zookeeper_url")
+    return url
+
+
 DRIVERS: dict[str, UrlFactory] = {
     "db": _db,
+    "zookeeper": _zookeeper,
 }

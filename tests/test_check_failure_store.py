@@ -19,7 +19,9 @@ KEY = ServiceKey("h1", "sg-web")
 
 async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(group: ServiceGroup) -> None:
     store = group.store
-    await store.register("h1", "sg-web", "web", 3)
+    service = await store.register("h1", "sg-web", "web", 3)
+    # A driver with a second signal (ZooKeeper) must hold the member for "up".
+    await group.driver.join(service)
     assert await store.beat(KEY) is not None
     assert (await group.get("h1", "sg-web")).verdict.state == "up"
 
