@@ -26,11 +26,14 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, json
         if as_json
         else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -39,3 +42,22 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, json
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(stream, renderer, shared, LEVELS.get(level, logging.INFO))
+
+
+def _route_stdlib_logging(stream: TextIO, renderer: Any, shared: list[Any], level: int) -> None:
+    """Render records of stdlib-logging libraries (aiozk, asyncpg, uvicorn) like ours,
+    so journald gets one format; at warning level at least, as they are chatty."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_sg_handler", False)]:
+        root.removeHandler(old)
+    handler._sg_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(max(level, logging.WARNING))

@@ -118,11 +118,12 @@ async def test_each_check_kind_gates_only_its_own_service(tmp_path: Path, store_
                 return {s.service.binary: s for s in await group.list(topic="checks")}
 
             def all_up(st: dict[str, ServiceStatus]) -> bool:
-                """Every service but sg-hung is up (and sg-hung is down)."""
+                """Every service but sg-hung is up (and sg-hung is held down by its check)."""
                 return (
                     len(st) == len(services)
                     and all(s.is_up for n, s in st.items() if n != "sg-hung")
-                    and not st["sg-hung"].is_up
+                    # A new record reads never_reported until the held-down failure is stored.
+                    and st["sg-hung"].verdict.reason == "check_failed"
                 )
 
             st, _ = await eventually(states, all_up, 15, "every service up but sg-hung")

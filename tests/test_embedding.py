@@ -81,3 +81,25 @@ def test_logs_are_json_off_a_terminal_and_key_value_on_one() -> None:
         assert "failures=2" in line
     finally:
         structlog.reset_defaults()
+
+
+def test_stdlib_logging_of_dependencies_is_rendered_like_ours() -> None:
+    import logging
+
+    import structlog
+
+    pipe = io.StringIO()
+    try:
+        configure_logging("info", stream=pipe)
+        logging.getLogger("aiozk.connection").warning("Aborting connection to %s", "127.0.0.1:2181")
+        logging.getLogger("aiozk.connection").info("chatty detail")
+        lines = [json.loads(line) for line in pipe.getvalue().splitlines()]
+        assert len(lines) == 1
+        assert lines[0]["event"] == "Aborting connection to 127.0.0.1:2181"
+        assert lines[0]["logger"] == "aiozk.connection"
+        assert lines[0]["level"] == "warning"
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        for h in [h for h in root.handlers if getattr(h, "_sg_handler", False)]:
+            root.removeHandler(h)
