@@ -27,6 +27,16 @@ async def _db(request: pytest.FixtureRequest) -> str:
     return "db://"
 
 
+async def _memcached(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_memcached_url")
+    return url
+
+
+async def _memcached3(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_memcached3_url")
+    return url
+
+
 STORES: dict[str, UrlFactory] = {
     "sqlite": _sqlite,
     "postgresql": _postgres,
@@ -34,4 +44,6 @@ STORES: dict[str, UrlFactory] = {
 
 DRIVERS: dict[str, UrlFactory] = {
     "db": _db,
+    "memcached": _memcached,
+    "memcached3": _memcached3,
 }
