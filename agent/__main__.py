@@ -41,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("configuration_error", error=str(exc))
         return EXIT_CONFIG
-    anyio.run(agent.run)
+    try:
+        anyio.run(agent.run)
+    except ConfigError as exc:
+        # For example a database whose schema is newer than this release.
+        log.error("configuration_error", error=str(exc))
+        return EXIT_CONFIG
     return 0
 
 

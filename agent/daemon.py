@@ -34,12 +34,14 @@ class Agent:
             where = settings.source or "the configuration"
             raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
         self.settings = settings
+        # Built now, so a bad URL or a missing extra is a configuration error at start-up.
+        self.group = ServiceGroup.from_settings(settings)
         self.heartbeats: list[Heartbeat] = []
         self.stopping = anyio.Event()
 
     async def run(self) -> None:
         """Beat until a stop signal; then leave every service and return."""
-        group = ServiceGroup.from_settings(self.settings)
+        group = self.group
         log.info(
             "agent_starting",
             store=group.store.name,

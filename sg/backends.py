@@ -41,6 +41,12 @@ def load_backend_class(group: str, url: str, kind: str) -> Any:
     if ep is None:
         known = ", ".join(sorted(available)) or "none (is servicegroup installed?)"
         raise ConfigError(f"unknown {kind} scheme {scheme!r} in {redact_url(url)!r}; known: {known}")
+    return load_entry_point(ep, kind)
+
+
+def load_entry_point(ep: EntryPoint, kind: str) -> Any:
+    """Load one backend entry point, naming the missing extra if its import fails."""
+    scheme = ep.name
     try:
         return ep.load()
     except ImportError as exc:

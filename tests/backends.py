@@ -1,29 +1,31 @@
 """The store and driver backends the contract suite runs over.
 
-Each entry maps a backend name to an async factory of a URL, given the pytest
-request (so it can use session server fixtures). A new backend adds one line.
+Each entry maps a backend name to a (synchronous) factory of a URL, given the
+pytest request, so it can use server fixtures through ``request.getfixturevalue``
+(an async fixture cannot be resolved from inside another async fixture). A new
+backend adds one line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 
-UrlFactory = Callable[[pytest.FixtureRequest], Awaitable[str]]
+UrlFactory = Callable[[pytest.FixtureRequest], str]
 
 
-async def _sqlite(request: pytest.FixtureRequest) -> str:
+def _sqlite(request: pytest.FixtureRequest) -> str:
     tmp = request.getfixturevalue("tmp_path")
     return f"sqlite://{tmp}/services.db"
 
 
-async def _postgres(request: pytest.FixtureRequest) -> str:
+def _postgres(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("sg_postgres_url")
     return url
 
 
-async def _db(request: pytest.FixtureRequest) -> str:
+def _db(request: pytest.FixtureRequest) -> str:
     return "db://"
 
 

@@ -15,15 +15,15 @@ SERVICE_DOWN_TIME = 1.0
 
 
 @pytest.fixture(params=sorted(STORES))
-async def store_url(request: pytest.FixtureRequest) -> str:
+def store_url(request: pytest.FixtureRequest) -> str:
     """A URL of a fresh, empty store of each kind."""
-    return await STORES[request.param](request)
+    return STORES[request.param](request)
 
 
 @pytest.fixture(params=sorted(DRIVERS))
-async def driver_url(request: pytest.FixtureRequest) -> str:
+def driver_url(request: pytest.FixtureRequest) -> str:
     """A URL of each liveness driver, private to the test."""
-    return await DRIVERS[request.param](request)
+    return DRIVERS[request.param](request)
 
 
 @pytest.fixture

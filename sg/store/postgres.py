@@ -65,13 +65,14 @@ class PostgresStore:
 
     name = "postgresql"
 
-    def __init__(self, dsn: str, *, timeout: float = 5.0, pool_min: int = 1, pool_max: int = 10) -> None:
+    def __init__(self, dsn: str, *, timeout: float = 5.0, pool_min: int = 0, pool_max: int = 10) -> None:
         self.dsn = dsn
         self.timeout = timeout
         self.pool_min = pool_min
         self.pool_max = pool_max
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = anyio.Lock()
+        self._schema_ready = False
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 5.0) -> PostgresStore:
@@ -90,7 +91,9 @@ class PostgresStore:
             else:
                 passthrough.append((key, value))
         dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passthrough)))
-        pool_min, pool_max = int(own.get("pool_min", 1)), int(own.get("pool_max", 10))
+        # pool_min defaults to 0: asyncpg's task that keeps a connection floor logs a
+        # traceback on every retry while the server is down.
+        pool_min, pool_max = int(own.get("pool_min", 0)), int(own.get("pool_max", 10))
         if not 0 <= pool_min <= pool_max or pool_max < 1:
             raise ConfigError(f"store URL {redact_url(url)!r}: need 0 <= pool_min <= pool_max, pool_max >= 1")
         return cls(dsn, timeout=own.get("timeout", timeout), pool_min=pool_min, pool_max=pool_max)
@@ -99,24 +102,21 @@ class PostgresStore:
         return f"PostgresStore({redact_url(self.dsn)!r})"
 
     async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is not None:
+        if self._pool is not None and self._schema_ready:
             return self._pool
         async with self._pool_lock:
             if self._pool is None:
-                pool = await asyncpg.create_pool(
+                self._pool = await asyncpg.create_pool(
                     self.dsn,
                     min_size=self.pool_min,
                     max_size=self.pool_max,
                     timeout=self.timeout,
                     command_timeout=self.timeout,
                 )
-                try:
-                    async with pool.acquire() as conn:
-                        await self._migrate(conn)
-                except BaseException:
-                    pool.terminate()
-                    raise
-                self._pool = pool
+            if not self._schema_ready:
+                async with self._pool.acquire() as conn:
+                    await self._migrate(conn)
+                self._schema_ready = True
         return self._pool
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
@@ -144,6 +144,10 @@ class PostgresStore:
                     yield conn
         except TimeoutError as exc:
             raise BackendTimeout("postgresql", f"{what} took longer than {self.timeout:g}s") from exc
+        except asyncpg.UndefinedTableError as exc:
+            # The database was dropped and re-created under us: migrate again next call.
+            self._schema_ready = False
+            raise BackendUnavailable("postgresql", f"{what} failed: schema missing ({exc})") from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise BackendUnavailable("postgresql", f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -159,6 +163,7 @@ class PostgresStore:
     async def close(self) -> None:
         """Close the pool, terminating connections that do not close in time."""
         pool, self._pool = self._pool, None
+        self._schema_ready = False
         if pool is None:
             return
         with anyio.CancelScope(shield=True):

@@ -62,10 +62,10 @@ def _pg_bindir() -> Path:
     explicit = os.environ.get("SG_PG_BINDIR")
     candidates = [Path(explicit)] if explicit else []
     root = Path("/usr/lib/postgresql")
-    if root.is_dir():
+    if not explicit and root.is_dir():
         versions = sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
         candidates += [p / "bin" for p in reversed(versions)]
-    found = shutil.which("initdb")
+    found = None if explicit else shutil.which("initdb")
     if found:
         candidates.append(Path(found).parent)
     for bindir in candidates:
@@ -101,6 +101,11 @@ class PostgresServer:
         self._run(
             "initdb", "-D", str(self.datadir), "-A", "trust", "-U", self.superuser, "--no-sync", "-E", "UTF8"
         )
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Start (or restart) the server process on the same port and data."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.tmp} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -119,7 +124,11 @@ class PostgresServer:
             "start",
         )
         wait_until(lambda: _port_open(self.port), 30, f"PostgreSQL on port {self.port}")
-        return self
+
+    def stop_server(self) -> None:
+        """Stop the server as an operator would (fast: disconnect clients, flush), keeping
+        its data for :meth:`start_server`."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         """A URL for ``database`` on this server."""

@@ -1,0 +1,244 @@
+"""``sgctl``: the admin CLI. It reads and changes services through the library alone.
+
+Exit codes: 0 ok; 1 not found or refused; 2 usage (bad arguments or names);
+69 a backend unreachable (sysexits EX_UNAVAILABLE); 78 configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TextIO
+
+import anyio
+
+from sg.config import load_settings
+from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
+from sg.group import ServiceGroup
+from sg.logsetup import configure_logging
+from sg.model import ServiceKey, ServiceStatus, validate_name
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69
+EXIT_CONFIG = 78
+
+TABLE_COLUMNS = ("Binary", "Host", "Topic", "Status", "State", "Reason", "Updated At", "Age", "Version")
+
+
+def _name(field: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        try:
+            return validate_name(field, value)
+        except InvalidName as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    check.__name__ = field
+    return check
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render help)."""
+    parser = argparse.ArgumentParser(prog="sgctl", description="Inspect and manage servicegroup services.")
+    parser.add_argument(
+        "--config",
+        help="TOML config file (default: $SG_CONFIG, ./servicegroup.toml, "
+        "/etc/servicegroup/servicegroup.toml)",
+    )
+    parser.add_argument("--store", help="store URL (overrides the config and $SG_STORE)")
+    parser.add_argument("--driver", help="driver URL (overrides the config and $SG_DRIVER)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    top = parser.add_subparsers(dest="noun", required=True, metavar="service")
+    service = top.add_parser("service", help="services and their liveness")
+    verbs = service.add_subparsers(dest="verb", required=True)
+
+    def with_key(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("host", type=_name("host"))
+        p.add_argument("binary", type=_name("binary"))
+        return p
+
+    p = verbs.add_parser("list", help="list services with their state")
+    p.add_argument("--topic", type=_name("topic"))
+    p.add_argument("--binary", type=_name("binary"))
+    p.add_argument("--host", type=_name("host"))
+    p.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+
+    p = with_key(verbs.add_parser("show", help="one service in full"))
+    p.add_argument("--json", action="store_true")
+    with_key(verbs.add_parser("enable", help="enable a service"))
+    p = with_key(verbs.add_parser("disable", help="disable a service"))
+    p.add_argument("--reason", help="why (shown in listings)")
+    p = with_key(verbs.add_parser("force-down", help="force a service down (fencing)"))
+    p.add_argument("--off", action="store_true", help="clear forced_down instead")
+    p = with_key(verbs.add_parser("delete", help="delete a service record and its liveness member"))
+    p.add_argument("--force", action="store_true", help="delete even if it is up or unknown")
+    p = verbs.add_parser("min-version", help="lowest version of a binary")
+    p.add_argument("binary", type=_name("binary"))
+    p.add_argument("--only-up", action="store_true", help="only over services that are up")
+    p.add_argument("--json", action="store_true")
+    p = verbs.add_parser("watch", help="print each up/down transition as it happens")
+    p.add_argument("--topic", type=_name("topic"))
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def _age(age: float | None) -> str:
+    if age is None:
+        return "-"
+    return f"{age:.1f}s" if abs(age) < 120 else f"{age / 60:.1f}m"
+
+
+def _row(status: ServiceStatus) -> tuple[str, ...]:
+    s, v = status.service, status.verdict
+    updated = "-" if s.updated_at is None else s.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        s.binary,
+        s.host,
+        s.topic,
+        "disabled" if s.disabled else "enabled",
+        v.state,
+        v.reason,
+        updated,
+        _age(v.age),
+        str(s.version),
+    )
+
+
+def print_table(statuses: Sequence[ServiceStatus], out: TextIO) -> None:
+    """An aligned text table of services."""
+    rows = [TABLE_COLUMNS, *(_row(s) for s in statuses)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    for r in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def print_show(status: ServiceStatus, out: TextIO) -> None:
+    """Every field of one service, one per line."""
+    for key, value in status.as_dict().items():
+        out.write(f"{key:16} {'-' if value is None else value}\n")
+
+
+async def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Execute the parsed command; returns the exit status."""
+    settings = load_settings(args.config, overrides={"store": args.store, "driver": args.driver})
+    async with ServiceGroup.from_settings(settings) as group:
+        handler = HANDLERS[args.verb]
+        return await handler(group, args, out)
+
+
+async def _list(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    statuses = await group.list(topic=args.topic, binary=args.binary, host=args.host)
+    if args.json:
+        json.dump([s.as_dict() for s in statuses], out, indent=2)
+        out.write("\n")
+    else:
+        print_table(statuses, out)
+    return EXIT_OK
+
+
+async def _show(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    status = await group.get(args.host, args.binary)
+    if args.json:
+        json.dump(status.as_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        print_show(status, out)
+    return EXIT_OK
+
+
+async def _enable(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    await group.set_disabled(ServiceKey(args.host, args.binary), False)
+    out.write(f"enabled {args.binary} on {args.host}\n")
+    return EXIT_OK
+
+
+async def _disable(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    await group.set_disabled(ServiceKey(args.host, args.binary), True, args.reason)
+    out.write(f"disabled {args.binary} on {args.host}\n")
+    return EXIT_OK
+
+
+async def _force_down(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    await group.set_forced_down(ServiceKey(args.host, args.binary), not args.off)
+    out.write(f"forced_down={'false' if args.off else 'true'} for {args.binary} on {args.host}\n")
+    return EXIT_OK
+
+
+async def _delete(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    await group.delete(ServiceKey(args.host, args.binary), force=args.force)
+    out.write(f"deleted {args.binary} on {args.host}\n")
+    return EXIT_OK
+
+
+async def _min_version(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    version = await group.min_version(args.binary, only_up=args.only_up)
+    if version is None:
+        raise NotFound(f"no {'live ' if args.only_up else ''}service with binary {args.binary!r}")
+    out.write(
+        json.dumps({"binary": args.binary, "min_version": version}) + "\n" if args.json else f"{version}\n"
+    )
+    return EXIT_OK
+
+
+async def _watch(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    async for event in group.watch(topic=args.topic):
+        s, v = event.status.service, event.status.verdict
+        state = "removed" if event.removed else v.state
+        if args.json:
+            row: dict[str, Any] = event.status.as_dict()
+            row.update(event="removed" if event.removed else "state", previous=event.previous, state=state)
+            out.write(json.dumps(row) + "\n")
+        else:
+            out.write(f"{s.host} {s.binary} {s.topic} {event.previous or '-'} -> {state} ({v.reason})\n")
+        out.flush()
+    return EXIT_OK
+
+
+Handler = Callable[[ServiceGroup, argparse.Namespace, TextIO], Awaitable[int]]
+HANDLERS: dict[str, Handler] = {
+    "list": _list,
+    "show": _show,
+    "enable": _enable,
+    "disable": _disable,
+    "force-down": _force_down,
+    "delete": _delete,
+    "min-version": _min_version,
+    "watch": _watch,
+}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Entry point of ``sgctl``; returns the exit status."""
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, stream=sys.stderr)
+    try:
+        return anyio.run(run, args, out)
+    except ConfigError as exc:
+        sys.stderr.write(f"sgctl: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    except (NotFound, Refused) as exc:
+        sys.stderr.write(f"sgctl: {exc}\n")
+        return EXIT_NOT_FOUND
+    except InvalidName as exc:
+        sys.stderr.write(f"sgctl: {exc}\n")
+        return EXIT_USAGE
+    except BackendUnavailable as exc:
+        sys.stderr.write(f"sgctl: {exc}\n")
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (say `| head`) went away: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The contract every store x driver pair must meet (parametrized in conftest)."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from sg import NotFound, Refused, ServiceGroup, ServiceSpec
+from sg.model import Service, ServiceKey
+from tests.conftest import SERVICE_DOWN_TIME
+from tests.waiting import eventually
+
+
+def spec(
+    binary: str = "sg-compute", topic: str = "compute", host: str = "host-1", version: int = 1
+) -> ServiceSpec:
+    return ServiceSpec(binary=binary, topic=topic, host=host, version=version)
+
+
+async def beat_once(group: ServiceGroup, s: ServiceSpec) -> None:
+    """One real heartbeat, then nothing: the service is alive now and dies by age."""
+    hb = group.heartbeat(s)
+    assert await hb.beat_once(), hb.stats.last_error
+
+
+async def test_joined_service_is_up(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1", version=3) as hb:
+        assert hb.ready.is_set()
+        status = await group.get("host-1", "sg-compute")
+        assert status.is_up
+        assert status.verdict.reason == "ok"
+        assert status.verdict.driver_seen is True
+        assert status.service.version == 3
+        assert status.service.report_count >= 1
+        assert await group.is_up(status.service)
+
+
+async def test_leaving_reads_down_at_once(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1"):
+        assert (await group.get("host-1", "sg-compute")).is_up
+    status = await group.get("host-1", "sg-compute")
+    assert status.verdict.state == "down"
+    assert status.verdict.reason == "left"
+
+
+async def test_leave_then_beat_is_up_again(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1") as hb:
+        await group.leave(hb.member)
+        assert (await group.get("host-1", "sg-compute")).verdict.reason == "left"
+        await hb.beat_once()
+        assert (await group.get("host-1", "sg-compute")).is_up
+
+
+async def test_silent_service_goes_stale_after_down_time_not_before(group: ServiceGroup) -> None:
+    await beat_once(group, spec())
+    beaten = time.monotonic()
+    status = await group.get("host-1", "sg-compute")
+    assert status.is_up
+    status, _ = await eventually(
+        lambda: group.get("host-1", "sg-compute"), lambda s: not s.is_up, SERVICE_DOWN_TIME + 2, "stale"
+    )
+    # Not before service_down_time has passed (the store measures the age).
+    assert time.monotonic() - beaten >= SERVICE_DOWN_TIME - 0.05
+    assert status.verdict.reason == "stale"
+    assert status.verdict.age is not None
+    assert status.verdict.age > SERVICE_DOWN_TIME
+
+
+async def test_registered_but_never_reported_is_down(group: ServiceGroup) -> None:
+    await group.store.register("host-1", "sg-compute", "compute", 1)
+    status = await group.get("host-1", "sg-compute")
+    assert (status.verdict.state, status.verdict.reason) == ("down", "never_reported")
+    assert status.service.updated_at is None
+
+
+async def test_forced_down_wins_over_fresh_beats(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1") as hb:
+        await group.set_forced_down(ServiceKey("host-1", "sg-compute"), True)
+        await hb.beat_once()
+        status = await group.get("host-1", "sg-compute")
+        assert (status.verdict.state, status.verdict.reason) == ("down", "forced_down")
+        await group.set_forced_down(ServiceKey("host-1", "sg-compute"), False)
+        assert (await group.get("host-1", "sg-compute")).is_up
+
+
+async def test_admin_changes_never_touch_updated_at(group: ServiceGroup) -> None:
+    """Nova bug 1420848: disabling or un-forcing a dead service must not revive it."""
+    await beat_once(group, spec())
+    dead, _ = await eventually(
+        lambda: group.get("host-1", "sg-compute"),
+        lambda s: s.verdict.reason == "stale",
+        SERVICE_DOWN_TIME + 2,
+        "stale",
+    )
+    key = ServiceKey("host-1", "sg-compute")
+    await group.set_disabled(key, True, "maintenance")
+    await group.set_disabled(key, False)
+    await group.set_disabled(key, True, "again")
+    await group.set_forced_down(key, True)
+    await group.set_forced_down(key, False)
+    after = await group.get("host-1", "sg-compute")
+    assert after.service.updated_at == dead.service.updated_at
+    assert after.service.report_count == dead.service.report_count
+    assert (after.verdict.state, after.verdict.reason) == ("down", "stale")
+    assert after.service.disabled
+    assert after.service.disabled_reason == "again"
+
+
+async def test_enable_clears_reason(group: ServiceGroup) -> None:
+    await beat_once(group, spec())
+    key = ServiceKey("host-1", "sg-compute")
+    disabled = await group.set_disabled(key, True, "broken disk")
+    assert disabled.disabled
+    assert disabled.disabled_reason == "broken disk"
+    enabled = await group.set_disabled(key, False, "ignored")
+    assert not enabled.disabled
+    assert enabled.disabled_reason is None
+
+
+async def test_admin_change_of_missing_service_is_not_found(group: ServiceGroup) -> None:
+    key = ServiceKey("nohost", "nobinary")
+    with pytest.raises(NotFound):
+        await group.set_disabled(key, True, "x")
+    with pytest.raises(NotFound):
+        await group.set_forced_down(key, True)
+    with pytest.raises(NotFound):
+        await group.get("nohost", "nobinary")
+    with pytest.raises(NotFound):
+        await group.delete(key)
+    assert await group.list() == []
+
+
+async def test_list_filters_and_order(group: ServiceGroup) -> None:
+    for s in (spec(host="b"), spec(host="a"), spec(binary="sg-sched", topic="scheduler", host="a")):
+        await beat_once(group, s)
+    everything = await group.list()
+    assert [(x.service.host, x.service.binary) for x in everything] == [
+        ("a", "sg-compute"),
+        ("a", "sg-sched"),
+        ("b", "sg-compute"),
+    ]
+    assert all(x.is_up for x in everything)
+    assert [x.service.host for x in await group.list(topic="compute")] == ["a", "b"]
+    assert [x.service.binary for x in await group.list(host="a")] == ["sg-compute", "sg-sched"]
+    assert [x.service.host for x in await group.list(binary="sg-sched")] == ["a"]
+    assert await group.list(topic="compute", host="c") == []
+
+
+async def test_list_is_constant_round_trips(group: ServiceGroup) -> None:
+    """One store query and one driver batch, whatever the number of services."""
+    for i in range(40):
+        await beat_once(group, spec(host=f"h{i:02d}"))
+    calls = {"store": 0, "driver": 0}
+    store_list, driver_members = group.store.list, group.driver.members
+
+    async def counted_list(**kw: str | None) -> list[Service]:
+        calls["store"] += 1
+        return await store_list(**kw)
+
+    async def counted_members(services):  # type: ignore[no-untyped-def]
+        calls["driver"] += 1
+        return await driver_members(services)
+
+    group.store.list = counted_list  # type: ignore[method-assign]
+    group.driver.members = counted_members  # type: ignore[method-assign]
+    statuses = await group.list()
+    assert len(statuses) == 40
+    assert all(s.is_up for s in statuses)
+    assert calls == {"store": 1, "driver": 1}
+
+
+async def test_delete_refuses_live_service_unless_forced(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1") as hb:
+        key = ServiceKey("host-1", "sg-compute")
+        with pytest.raises(Refused, match="is up"):
+            await group.delete(key)
+        assert (await group.get("host-1", "sg-compute")).is_up, "a refused delete changed nothing"
+        await group.delete(key, force=True)
+        with pytest.raises(NotFound):
+            await group.get("host-1", "sg-compute")
+        membership = await group.driver.members([hb.member])
+        # The db driver has no member to remove; every other driver must have lost it.
+        assert membership[hb.member.key] is (group.driver.name == "db")
+
+
+async def test_delete_of_dead_service(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1"):
+        pass
+    await group.delete(ServiceKey("host-1", "sg-compute"))
+    assert await group.list() == []
+
+
+async def test_deleted_row_of_live_service_is_recreated(group: ServiceGroup) -> None:
+    async with group.join("sg-compute", "compute", host="host-1") as hb:
+        await group.delete(ServiceKey("host-1", "sg-compute"), force=True)
+        assert await hb.beat_once()
+        assert hb.stats.rejoins >= 1
+        assert (await group.get("host-1", "sg-compute")).is_up
+
+
+async def test_min_version(group: ServiceGroup) -> None:
+    assert await group.min_version("sg-compute") is None
+    await beat_once(group, spec(host="old", version=3))
+    await eventually(
+        lambda: group.get("old", "sg-compute"), lambda s: not s.is_up, SERVICE_DOWN_TIME + 2, "old stale"
+    )
+    async with group.join("sg-compute", "compute", host="new", version=5):
+        assert await group.min_version("sg-compute") == 3
+        assert await group.min_version("sg-compute", only_up=True) == 5
+        await group.set_forced_down(ServiceKey("new", "sg-compute"), True)
+        assert await group.min_version("sg-compute", only_up=True) is None
+    assert await group.min_version("other") is None
+
+
+async def test_register_updates_topic_and_version_keeps_identity(group: ServiceGroup) -> None:
+    first = await group.store.register("host-1", "sg-compute", "compute", 1)
+    second = await group.store.register("host-1", "sg-compute", "compute2", 2)
+    assert (second.id, second.uuid) == (first.id, first.uuid)
+    assert (second.topic, second.version) == ("compute2", 2)
+    by_uuid = await group.get_by_uuid(first.uuid)
+    assert by_uuid.service.id == first.id
+    with pytest.raises(NotFound):
+        await group.get_by_uuid("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(NotFound):
+        await group.get_by_uuid("not-a-uuid")
+
+
+async def test_reader_clock_does_not_matter(group: ServiceGroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ages come from the store's clock: a reader an hour off sees the same verdict."""
+    async with group.join("sg-compute", "compute", host="host-1") as hb:
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 3600)
+        status = await group.get("host-1", "sg-compute")
+        assert status.is_up
+        assert status.verdict.age is not None
+        assert abs(status.verdict.age) < SERVICE_DOWN_TIME
+        # The heartbeat measures this host's clock against the store's.
+        await hb.beat_once()
+        assert hb.stats.clock_skew is not None
+        assert hb.stats.clock_skew < -3500
+
+
+async def test_names_are_stored_exactly(group: ServiceGroup) -> None:
+    odd = ["a/b", "..", "host with spaces", "ünïcødé-主机", "x" * 255, "%2F", "a:b"]
+    for i, name in enumerate(odd):
+        await beat_once(group, spec(host=name, binary=f"b{i}", topic=name))
+    got = {(s.service.host, s.service.topic) for s in await group.list()}
+    assert got == {(n, n) for n in odd}
+    for i, name in enumerate(odd):
+        assert (await group.get(name, f"b{i}")).is_up
+
+
+async def test_watch_reports_transitions(group: ServiceGroup) -> None:
+    events = []
+    async with group.join("sg-compute", "compute", host="host-1"):
+        with anyio.fail_after(5):
+            async for event in group.watch(topic="compute", interval=0.05):
+                events.append(event)
+                break
+    assert events[0].status.service.host == "host-1"
+    assert events[0].status.is_up
+    assert events[0].previous is None
