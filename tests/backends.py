@@ -29,12 +29,12 @@ def _db(request: pytest.FixtureRequest) -> str:
     return "db://"
 
 
-async def _memcached(request: pytest.FixtureRequest) -> str:
+def _memcached(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("sg_memcached_url")
     return url
 
 
-async def _memcached3(request: pytest.FixtureRequest) -> str:
+def _memcached3(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("sg_memcached3_url")
     return url
 

@@ -30,6 +30,7 @@ import anyio
 import structlog
 from aiomcache.pool import Connection
 
+from sg.config import redact_url
 from sg.drivers.base import DriverOptions, Membership
 from sg.drivers.memcached_keys import PREFIX_PATTERN, member_key, pick_server
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
@@ -105,47 +106,49 @@ class MemcachedConfig:
         """Parse ``memcached://host[:port][,host[:port]...][/]?prefix=P&pool_size=N``."""
         parts = urlsplit(url)
         if parts.path not in ("", "/") or parts.fragment:
-            raise ConfigError(f"driver URL {url!r}: memcached takes servers and options only")
+            raise ConfigError(f"driver URL {redact_url(url)!r}: memcached takes servers and options only")
         if "@" in parts.netloc:
-            raise ConfigError(f"driver URL {url!r}: memcached takes no user or password")
+            raise ConfigError(f"driver URL {redact_url(url)!r}: memcached takes no user or password")
         servers = tuple(_parse_server(item, url) for item in parts.netloc.split(","))
         try:
             query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         except ValueError as exc:
-            raise ConfigError(f"driver URL {url!r}: malformed options: {exc}") from exc
+            raise ConfigError(f"driver URL {redact_url(url)!r}: malformed options: {exc}") from exc
         unknown = sorted(set(query) - {"prefix", "pool_size"})
         if unknown:
-            raise ConfigError(f"driver URL {url!r}: unknown option(s) {unknown}; known: pool_size, prefix")
+            raise ConfigError(
+                f"driver URL {redact_url(url)!r}: unknown option(s) {unknown}; known: pool_size, prefix"
+            )
         values: dict[str, str] = {}
         for name, given in query.items():
             if len(given) != 1:
-                raise ConfigError(f"driver URL {url!r}: option {name!r} given more than once")
+                raise ConfigError(f"driver URL {redact_url(url)!r}: option {name!r} given more than once")
             values[name] = given[0]
         pool_size = 2
         if "pool_size" in values:
             try:
                 pool_size = int(values["pool_size"])
             except ValueError as exc:
-                raise ConfigError(f"driver URL {url!r}: pool_size must be an integer") from exc
+                raise ConfigError(f"driver URL {redact_url(url)!r}: pool_size must be an integer") from exc
         return cls(servers=servers, prefix=values.get("prefix", "sg"), pool_size=pool_size)
 
 
 def _parse_server(item: str, url: str) -> tuple[str, int]:
     if not item:
-        raise ConfigError(f"driver URL {url!r}: empty server name (expected host[:port],...)")
+        raise ConfigError(f"driver URL {redact_url(url)!r}: empty server name (expected host[:port],...)")
     if item.startswith("["):
         host, bracket, rest = item[1:].partition("]")
         if not bracket or not host or (rest and not rest.startswith(":")):
-            raise ConfigError(f"driver URL {url!r}: bad server {item!r}")
+            raise ConfigError(f"driver URL {redact_url(url)!r}: bad server {item!r}")
         port_text = rest[1:] if rest else ""
     else:
         host, _, port_text = item.partition(":")
         if not host or ":" in port_text:
-            raise ConfigError(f"driver URL {url!r}: bad server {item!r} (IPv6 goes in brackets)")
+            raise ConfigError(f"driver URL {redact_url(url)!r}: bad server {item!r} (IPv6 goes in brackets)")
     if not port_text:
         return host.lower(), DEFAULT_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"driver URL {url!r}: bad port in {item!r}")
+        raise ConfigError(f"driver URL {redact_url(url)!r}: bad port in {item!r}")
     return host.lower(), int(port_text)
 
 
