@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 
+import aiomcache
 import anyio
 import pytest
 
@@ -113,9 +114,9 @@ async def test_listing_10000_members_is_one_request_per_server(
                 tg.start_soon(_join_all, driver, members[part * 2 :: 16])
 
         before_driver = dict(driver.requests)
-        before_server = [s.request_lines("gets") for s in servers]
+        before_server = [s.request_lines("get") for s in servers]
         statuses = await group.list()
-        after_server = [s.request_lines("gets") for s in servers]
+        after_server = [s.request_lines("get") for s in servers]
 
         assert len(statuses) == 10_000
         up = {s.service.host for s in statuses if s.is_up}
@@ -176,7 +177,7 @@ async def test_every_server_down_raises_with_detail(sg_memcached_factory: Factor
         service = Service(host="h", binary="b", topic="t")
         await driver.join(service)
         server.stop()
-        with pytest.raises(BackendUnavailable, match=rf"multi_get on 127\.0\.0\.1:{server.port}"):
+        with pytest.raises(BackendUnavailable, match=rf"get on 127\.0\.0\.1:{server.port}"):
             await driver.members([service])
         with pytest.raises(BackendUnavailable, match="touch"):
             await driver.refresh(service)
@@ -301,3 +302,21 @@ async def test_member_never_lapses_between_beats_at_sub_second_down_time(
             await anyio.sleep(0.05)
         assert all(seen), seen.count(False)
         assert hb.stats.rejoins == 0
+
+
+async def test_membership_reply_parsing_survives_odd_values(sg_memcached: MemcachedServer) -> None:
+    """The bulk reply parser must frame values by their length, not by their content."""
+    driver = driver_for([sg_memcached])
+    await driver.open()
+    raw = aiomcache.Client("127.0.0.1", sg_memcached.port)
+    try:
+        services = [Service(host=f"h{i}", binary="b", topic="t") for i in range(6)]
+        odd = [b"x\r\nEND\r\n", b"VALUE k 0 1\r\n", b"", b"\r\n", b"y" * 300_000]
+        for service, value in zip(services, odd, strict=False):
+            assert await raw.set(driver.placement(service)[1], value, exptime=60)
+        membership = await driver.members(services)
+        assert [membership[s.key] for s in services] == [True] * 5 + [False]
+        assert await driver.refresh(services[0]) is False
+    finally:
+        await raw.close()
+        await driver.close()

@@ -88,7 +88,7 @@ class MemcachedServer:
         return self.start()
 
     def request_lines(self, command: str) -> int:
-        """With ``verbose``: how many ``command`` requests (e.g. ``gets``) it logged so far."""
+        """With ``verbose``: how many ``command`` requests (e.g. ``get``) it logged so far."""
         if not self.verbose:
             raise RuntimeError("start the server with verbose=True to count requests")
         marker = f" {command} ".encode()
