@@ -181,8 +181,9 @@ class _Client(aiomcache.Client):
         """
         if not keys:
             return set()
+        # No drain: memcached answers a long get while still reading it, so the reply
+        # must be read while the transport sends the rest, or both sides could stall.
         conn.writer.write(b"get " + b" ".join(keys) + b"\r\n")
-        await conn.writer.drain()
         found: set[bytes] = set()
         buf = bytearray()
         pos = 0
