@@ -22,8 +22,8 @@ from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
 from tests.waiting import eventually
 
-REPORT_INTERVAL = 0.5
-DOWN_TIME = 2.0
+REPORT_INTERVAL = 1.0
+DOWN_TIME = 2.5
 
 Factory = Callable[..., list[MemcachedServer]]
 
@@ -172,7 +172,10 @@ async def test_one_of_three_servers_down_makes_only_its_members_unknown(
         returned = time.monotonic()
         await eventually(group.list, lambda ss: all(s.is_up for s in ss), 5, "all up again")
         # One beat (the interval, less jitter) plus the time to list.
-        assert time.monotonic() - returned <= REPORT_INTERVAL + 0.5
+        took = time.monotonic() - returned
+        print(f"one of three servers back: all up after {took:.3f}s")
+        # One beat (at most the interval) plus scheduling slack well short of a second beat.
+        assert took <= REPORT_INTERVAL + 0.6, took
         assert sum(hb.stats.rejoins for hb in beats if on[hb.key] == 1) >= 1
 
 

@@ -119,7 +119,7 @@ async def test_memcached_restart_under_a_live_agent_is_up_within_one_beat(
     tmp_path: Path, sg_memcached_factory: Factory
 ) -> None:
     (server,) = sg_memcached_factory(1)
-    setup = Setup(tmp_path, memcached_url([server]), report_interval=0.5, down_time=2.0)
+    setup = Setup(tmp_path, memcached_url([server]), report_interval=1.0, down_time=2.5)
 
     async def rejoins() -> int:
         return len(setup.events("service_rejoined"))
@@ -132,8 +132,9 @@ async def test_memcached_restart_under_a_live_agent_is_up_within_one_beat(
                 restarted = time.monotonic()
                 await wait_up(reader, timeout=5)
                 took = time.monotonic() - restarted
-                # One beat (at most the interval) plus the reader's own round trips.
-                assert took <= setup.report_interval + 0.5, took
+                print(f"memcached restart {restart}: up again after {took:.3f}s")
+                # One beat (at most the interval) plus slack well short of a second beat.
+                assert took <= setup.report_interval + 0.6, took
                 assert proc.poll() is None
                 # Logged once per restart, not once per beat.
                 await eventually(
