@@ -8,6 +8,7 @@ closing are each bounded.
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -18,12 +19,26 @@ from sg.errors import ConfigError
 from sg.group import ServiceGroup
 from sg.heartbeat import Heartbeat
 
+if TYPE_CHECKING:
+    from agent.metrics import AgentMetrics
+
 __all__ = ["Agent"]
 
 log = structlog.get_logger("agent")
 
 #: Bound on closing the backends after every service has left.
 CLOSE_TIMEOUT = 0.5
+
+
+def _metrics(settings: Settings) -> AgentMetrics | None:
+    """The agent's metrics when ``metrics_listen`` is set (issue #5); needs prometheus-client."""
+    if settings.metrics_listen is None:
+        return None
+    try:
+        from agent.metrics import AgentMetrics
+    except ImportError as exc:
+        raise ConfigError("metrics_listen needs prometheus-client: pip install 'servicegroup[api]'") from exc
+    return AgentMetrics()
 
 
 class Agent:
@@ -38,6 +53,7 @@ class Agent:
         self.group = ServiceGroup.from_settings(settings)
         self.heartbeats: list[Heartbeat] = []
         self.stopping = anyio.Event()
+        self.metrics = _metrics(settings)  # metrics (issue #5)
 
     async def run(self) -> None:
         """Beat until a stop signal; then leave every service and return."""
@@ -54,8 +70,11 @@ class Agent:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._wait_for_signal, tg.cancel_scope)
+                if self.metrics is not None and self.settings.metrics_listen:  # metrics (issue #5)
+                    await tg.start(self.metrics.serve, self.settings.metrics_listen)
+                observer = self.metrics.observe if self.metrics is not None else None  # metrics (issue #5)
                 for spec in self.settings.services:
-                    hb = group.heartbeat(spec)
+                    hb = group.heartbeat(spec, observer=observer)
                     self.heartbeats.append(hb)
                     tg.start_soon(hb.run)
         finally:

@@ -23,14 +23,18 @@ from sg.errors import ConfigError, InvalidName
 from sg.model import validate_name
 
 __all__ = [
+    "DEFAULT_API_LISTEN",
     "DEFAULT_CONFIG_PATHS",
     "DEFAULT_DRIVER",
     "DEFAULT_STORE",
     "MIN_DOWN_TIME_FACTOR",
+    "MIN_TOKEN_LENGTH",
+    "ApiSettings",
     "ServiceSpec",
     "Settings",
     "find_config_file",
     "load_settings",
+    "parse_listen",
     "redact_url",
 ]
 
@@ -40,6 +44,20 @@ DEFAULT_CONFIG_PATHS = (Path("servicegroup.toml"), Path("/etc/servicegroup/servi
 #: ``service_down_time`` must be at least this many report intervals, so that one
 #: late or lost beat never marks a live service down.
 MIN_DOWN_TIME_FACTOR = 2.5
+#: sg-api binds to loopback unless told otherwise.
+DEFAULT_API_LISTEN = "127.0.0.1:8775"
+#: Shorter bearer tokens are refused: they could be guessed.
+MIN_TOKEN_LENGTH = 16
+
+
+def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[V6]:PORT`` for IPv6) into host and port; :class:`ConfigError` if bad."""
+    host, sep, port_text = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{what} must be HOST:PORT (e.g. 127.0.0.1:8775), got {value!r}")
+    return host, int(port_text)
 
 
 def redact_url(url: str) -> str:
@@ -73,6 +91,29 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The ``[api]`` table: how ``sg-api`` listens and whom it lets in.
+
+    ``tokens`` are bearer tokens (never shown in ``repr``); changes always need one,
+    reads too unless ``open_reads``.
+    """
+
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+    open_reads: bool = False
+    listen: str = DEFAULT_API_LISTEN
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen, "[api] listen")
+        for index, token in enumerate(self.tokens):
+            # The message names the token's position, never its value.
+            if len(token) < MIN_TOKEN_LENGTH or token != token.strip() or not token.isprintable():
+                raise ConfigError(
+                    f"[api] tokens[{index}] must be at least {MIN_TOKEN_LENGTH} printable characters "
+                    "without surrounding white space"
+                )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Validated settings; build with :func:`load_settings` or directly."""
 
@@ -85,6 +126,10 @@ class Settings:
     #: Log a warning when the store clock and this host's clock differ by more.
     max_clock_skew: float = 2.0
     services: tuple[ServiceSpec, ...] = ()
+    #: ``sg-api`` settings (the ``[api]`` table).
+    api: ApiSettings = field(default_factory=ApiSettings)
+    #: ``HOST:PORT`` where ``sg-agent`` serves Prometheus ``/metrics``; ``None`` is off.
+    metrics_listen: str | None = None
     #: The file these settings were read from, if any.
     source: Path | None = None
 
@@ -99,6 +144,8 @@ class Settings:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if self.metrics_listen is not None:
+            parse_listen(self.metrics_listen, "metrics_listen")
         floor = MIN_DOWN_TIME_FACTOR * self.report_interval
         if self.service_down_time < floor:
             raise ConfigError(
@@ -136,6 +183,18 @@ def _integer(value: object) -> int:
     return value
 
 
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("true or false")
+    return value
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError("an array of strings")
+    return tuple(value)
+
+
 #: Top-level keys of the TOML file and how each is read.
 SETTINGS_KEYS: dict[str, Callable[[object], Any]] = {
     "store": _string,
@@ -145,7 +204,16 @@ SETTINGS_KEYS: dict[str, Callable[[object], Any]] = {
     "store_timeout": _number,
     "driver_timeout": _number,
     "max_clock_skew": _number,
+    "metrics_listen": _string,
 }
+#: Keys of the ``[api]`` table.
+API_KEYS: dict[str, Callable[[object], Any]] = {
+    "tokens": _strings,
+    "open_reads": _boolean,
+    "listen": _string,
+}
+#: Keys whose values are secrets: an error about them never repeats the value.
+SECRET_KEYS = frozenset({"tokens"})
 #: Keys of a ``[[service]]`` table.
 SERVICE_KEYS: dict[str, Callable[[object], Any]] = {
     "host": _string,
@@ -174,7 +242,8 @@ def _read_table(
         try:
             out[key] = reader(value)
         except TypeError as exc:
-            raise ConfigError(f"{where}: key {key!r} must be {exc}, got {value!r}") from exc
+            shown = "a secret value" if key in SECRET_KEYS else repr(value)
+            raise ConfigError(f"{where}: key {key!r} must be {exc}, got {shown}") from exc
     return out
 
 
@@ -200,7 +269,16 @@ def parse_settings(document: Mapping[str, object], where: str = "config") -> dic
     """Check a parsed TOML document and return keyword arguments for :class:`Settings`."""
     table = dict(document)
     raw_services = table.pop("service", [])
+    raw_api = table.pop("api", {})
     values = _read_table(table, SETTINGS_KEYS, where)
+    if not isinstance(raw_api, dict):
+        raise ConfigError(f"{where}: 'api' must be a table ([api])")
+    try:
+        values["api"] = ApiSettings(**_read_table(raw_api, API_KEYS, f"{where}: [api]"))
+    except ConfigError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
     if not isinstance(raw_services, list):
         raise ConfigError(f"{where}: 'service' must be an array of tables ([[service]])")
     services = []
@@ -249,6 +327,10 @@ def load_settings(
                 raise ConfigError(f"environment {var} must be a number, got {raw!r}") from exc
         else:
             values[key] = raw
+    env_tokens = tuple(t.strip() for t in env.get("SG_API_TOKEN", "").split(",") if t.strip())
+    if env_tokens:
+        api = values.get("api", ApiSettings())
+        values["api"] = replace(api, tokens=api.tokens + env_tokens)
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value

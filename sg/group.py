@@ -232,6 +232,47 @@ class ServiceGroup:
             self.store.min_version(binary, only_up=only_up, service_down_time=self.service_down_time),
         )
 
+    async def ping(self) -> dict[str, str | None]:
+        """Check both backends concurrently, each under its deadline (for health checks).
+
+        Returns ``{"store": error, "driver": error}`` where ``error`` is ``None`` when
+        the backend answered. The store is pinged. A driver with a ``ping()`` method is
+        pinged; the Driver protocol has none, so any other driver is asked for one
+        sentinel member: one round trip, and an answer of ``None`` means unreachable.
+        """
+        errors: dict[str, str | None] = {}
+
+        async def store() -> None:
+            try:
+                await self._store_call("ping", self.store.ping())
+                errors["store"] = None
+            except BackendUnavailable as exc:
+                errors["store"] = str(exc)
+
+        async def driver() -> None:
+            probe = getattr(self.driver, "ping", None)
+            try:
+                with anyio.fail_after(self.driver_timeout):
+                    if callable(probe):
+                        await probe()
+                        errors["driver"] = None
+                        return
+                    sentinel = Service(host="sg-ping", binary="sg-ping", topic="sg-ping")
+                    answer = await self.driver.members([sentinel])
+            except TimeoutError:
+                errors["driver"] = f"{self.driver.name}: no answer within {self.driver_timeout:g}s"
+                return
+            except BackendUnavailable as exc:
+                errors["driver"] = str(exc)
+                return
+            reachable = answer.get(sentinel.key) is not None
+            errors["driver"] = None if reachable else f"{self.driver.name}: server unreachable"
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store)
+            tg.start_soon(driver)
+        return errors
+
     # -- changing ---------------------------------------------------------------------------
 
     async def _service(self, service: Service | ServiceKey) -> Service:

@@ -1,0 +1,76 @@
+"""Prometheus metrics of ``sg-api``: requests, and each service's liveness at scrape time.
+
+Request metrics accumulate in a private registry (so several apps in one process,
+as in tests, never collide). ``sg_service_up`` is not kept between scrapes: each
+scrape renders it from one fresh ``ServiceGroup.list()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sg.model import ServiceStatus
+
+__all__ = ["ApiMetrics"]
+
+#: Latency buckets in seconds: a listing of 1,000 services takes milliseconds.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _Liveness(Collector):
+    """One scrape's view of the services."""
+
+    def __init__(self, statuses: Sequence[ServiceStatus] | None) -> None:
+        self.statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        listed = GaugeMetricFamily(
+            "sg_api_listing_success", "1 if this scrape could list the services, else 0 (store unreachable)"
+        )
+        listed.add_metric([], 0.0 if self.statuses is None else 1.0)
+        yield listed
+        up = GaugeMetricFamily(
+            "sg_service_up",
+            "1 if the service is up (fresh record and driver member), 0 if down or unknown",
+            labels=["topic", "binary", "host"],
+        )
+        for status in self.statuses or ():
+            service = status.service
+            up.add_metric([service.topic, service.binary, service.host], 1.0 if status.is_up else 0.0)
+        yield up
+
+
+class ApiMetrics:
+    """Request counters and latency histograms, plus the scrape-time liveness gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sg_api_requests",
+            "HTTP requests handled, by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sg_api_request_duration_seconds",
+            "Time to handle a request, by route template and method",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=BUCKETS,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one handled request."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def render(self, statuses: Sequence[ServiceStatus] | None) -> bytes:
+        """The text exposition: request metrics, then ``sg_service_up`` from ``statuses``
+        (``None`` when the listing failed)."""
+        scrape = CollectorRegistry()
+        scrape.register(_Liveness(statuses))
+        return generate_latest(self.registry) + generate_latest(scrape)
