@@ -330,3 +330,33 @@ async def test_membership_reply_parsing_survives_odd_values(sg_memcached: Memcac
     finally:
         await raw.close()
         await driver.close()
+
+
+async def test_a_silent_server_costs_only_its_own_members(
+    tmp_path: Path, sg_memcached: MemcachedServer, rude_server: Callable[[bool], int]
+) -> None:
+    """A server that accepts but never answers (a partition) must not take the others' answers
+    down with it: the listing still returns before the group's driver deadline."""
+    silent = rude_server(False)
+    async with ServiceGroup.from_urls(
+        f"sqlite://{tmp_path}/services.db",
+        f"memcached://{sg_memcached.address},127.0.0.1:{silent}?prefix=silent",
+        report_interval=REPORT_INTERVAL,
+        service_down_time=DOWN_TIME,
+        driver_timeout=0.5,
+    ) as group:
+        driver: MemcachedDriver = group.driver  # type: ignore[assignment]
+        on: dict[int, Service] = {}
+        for i in range(100):
+            service = await group.store.register(f"h{i}", "sg-p", "p", 1)
+            on.setdefault(driver.placement(service)[0], service)
+        await group.store.beat(on[0].key)
+        await group.store.beat(on[1].key)
+        await driver.join(on[0])
+        started = time.monotonic()
+        statuses = states(await group.list(topic="p"))  # one listing spanning both servers
+        assert time.monotonic() - started < 0.5 + 0.5
+        assert statuses[on[0].key] == ("up", "ok")
+        assert statuses[on[1].key] == ("unknown", "driver_unreachable")
+        both = await driver.members([on[0], on[1]])
+        assert both == {on[0].key: True, on[1].key: None}

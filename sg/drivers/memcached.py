@@ -47,6 +47,8 @@ DEFAULT_PORT = 11211
 #: memcached reads a larger expiry as an absolute Unix time.
 MAX_RELATIVE_EXPIRY = 2_592_000
 MAX_POOL_SIZE = 64
+#: Share of the driver timeout one server gets to answer a listing.
+MEMBERS_DEADLINE_SHARE = 0.8
 #: What is stored under a member key; only its presence matters.
 VALUE = b"1"
 
@@ -289,12 +291,15 @@ class MemcachedDriver:
                 with anyio.CancelScope(shield=True):
                     await client.close()
 
-    async def _call(self, index: int, what: str, op: Callable[[_Client], Awaitable[T]]) -> T:
+    async def _call(
+        self, index: int, what: str, op: Callable[[_Client], Awaitable[T]], timeout: float | None = None
+    ) -> T:
         """One request to server ``index``, retried once on a fresh connection,
-        under the driver's deadline; faults mapped to ``BackendUnavailable``."""
+        under the driver's deadline (or ``timeout``); faults mapped to ``BackendUnavailable``."""
         server = self.servers[index]
+        timeout = self.timeout if timeout is None else timeout
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(timeout):
                 try:
                     return await self._attempt(index, op)
                 except _CONNECTION_FAULTS as exc:
@@ -303,9 +308,7 @@ class MemcachedDriver:
                     log.debug("memcached_retry", server=server, op=what, error=repr(exc))
                     return await self._attempt(index, op)
         except TimeoutError as exc:
-            raise BackendTimeout(
-                self.name, f"{what} on {server}: no answer within {self.timeout:g}s"
-            ) from exc
+            raise BackendTimeout(self.name, f"{what} on {server}: no answer within {timeout:g}s") from exc
         except _CONNECTION_FAULTS as exc:
             raise BackendUnavailable(self.name, f"{what} on {server}: {type(exc).__name__}: {exc}") from exc
 
@@ -338,11 +341,14 @@ class MemcachedDriver:
             by_server.setdefault(index, []).append((key, service.key))
         result: dict[ServiceKey, bool | None] = {}
         errors: list[BackendUnavailable] = []
+        # Shorter than the caller's deadline (the same driver timeout), so one silent
+        # server costs only its own members, not the whole answer.
+        per_server = self.timeout * MEMBERS_DEADLINE_SHARE
 
         async def ask(index: int, owners: list[tuple[bytes, ServiceKey]]) -> None:
             keys = list(dict.fromkeys(key for key, _ in owners))
             try:
-                found = await self._call(index, "get", lambda c: c.present(keys))
+                found = await self._call(index, "get", lambda c: c.present(keys), per_server)
             except BackendUnavailable as exc:
                 errors.append(exc)
                 result.update((owner, None) for _, owner in owners)
