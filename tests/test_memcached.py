@@ -14,9 +14,11 @@ import anyio
 import pytest
 
 from sg import ServiceGroup
+from sg.config import ServiceSpec
 from sg.drivers.base import DriverOptions
 from sg.drivers.memcached import MemcachedDriver
 from sg.errors import BackendTimeout, BackendUnavailable
+from sg.heartbeat import Heartbeat
 from sg.model import Service, ServiceStatus
 from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
@@ -297,21 +299,40 @@ async def test_server_that_never_answers_times_out(rude_server: Callable[[bool],
 async def test_member_never_lapses_between_beats_at_sub_second_down_time(
     tmp_path: Path, sg_memcached_url: str
 ) -> None:
-    """memcached drops a key up to 1 s early; the TTL floor keeps a live member present."""
+    """memcached drops a key up to 1 s early; the TTL floor keeps a live member present.
+
+    With a TTL of 1 s the key would vanish at every tick of memcached's clock, right
+    after a beat. A miss is only excused when no driver refresh succeeded for over a
+    second (a stalled, overloaded test machine), which no TTL can cover.
+    """
+    refreshed: list[float] = []
+
+    def observe(hb: Heartbeat, ok: bool) -> None:
+        if "driver" not in hb.stats.outages:
+            refreshed.append(time.monotonic())
+
     async with (
         ServiceGroup.from_urls(
             f"sqlite://{tmp_path}/services.db", sg_memcached_url, report_interval=0.2, service_down_time=1.0
         ) as group,
-        group.join("sg-fast", "fast", host="h") as hb,
+        anyio.create_task_group() as tg,
     ):
+        hb = group.heartbeat(ServiceSpec(binary="sg-fast", topic="fast", host="h"), observer=observe)
+        await tg.start(hb.run)
         await eventually(lambda: group.get("h", "sg-fast"), lambda s: s.is_up, 5, "up")
         deadline = time.monotonic() + 2.5  # spans at least two memcached clock ticks
-        seen = []
+        misses = []
+        samples = 0
         while time.monotonic() < deadline:
-            seen.append((await group.driver.members([hb.member]))[hb.key])
+            asked = time.monotonic()
+            if not (await group.driver.members([hb.member]))[hb.key]:
+                misses.append(asked)
+            samples += 1
             await anyio.sleep(0.05)
-        assert all(seen), seen.count(False)
-        assert hb.stats.rejoins == 0
+        tg.cancel_scope.cancel()
+    assert samples > 20
+    unexplained = [t for t in misses if t - max((r for r in refreshed if r <= t), default=0.0) <= 1.0]
+    assert unexplained == [], f"{len(unexplained)} of {samples} samples missed the key after a fresh beat"
 
 
 async def test_membership_reply_parsing_survives_odd_values(sg_memcached: MemcachedServer) -> None:
