@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit deps venv bench clean
+.PHONY: run test lint typecheck unit deps venv bench clean install install-venv install-units
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,41 @@ test: deps $(STAMP) lint typecheck unit
 bench: deps $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+## Install on a host: a venv in $(INSTALL_VENV), scripts linked into $(PREFIX)/bin,
+## the systemd units and the example config (kept if one exists). Run as root.
+PREFIX       ?= /usr/local
+INSTALL_VENV ?= /opt/servicegroup/venv
+UNITDIR      ?= /etc/systemd/system
+CONFDIR      ?= /etc/servicegroup
+DOCDIR       ?= $(PREFIX)/share/doc/servicegroup
+EXTRAS       ?= postgres,zookeeper,memcached,api
+
+install: install-venv install-units
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; edit $(CONFDIR)/servicegroup.toml, then: systemctl enable --now sg-agent"
+
+install-venv:
+	$(PYTHON) -m venv $(DESTDIR)$(INSTALL_VENV)
+	$(DESTDIR)$(INSTALL_VENV)/bin/pip install -q --upgrade pip
+	$(DESTDIR)$(INSTALL_VENV)/bin/pip install -q '.[$(EXTRAS)]'
+	install -d $(DESTDIR)$(PREFIX)/bin
+	for s in sg-agent sg-api sgctl; do \
+	  if [ -e $(DESTDIR)$(INSTALL_VENV)/bin/$$s ]; then ln -sf $(INSTALL_VENV)/bin/$$s $(DESTDIR)$(PREFIX)/bin/$$s; fi; \
+	done
+
+## Units and config only (DESTDIR-aware, used by the tests). The units name
+## /usr/local/bin and /etc/servicegroup; another PREFIX or CONFDIR is written into the
+## installed copies.
+install-units:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(DOCDIR)
+	for u in sg-agent.service sg-api.service; do \
+	  sed -e 's#/usr/local/#$(PREFIX)/#g' -e 's#/etc/servicegroup/#$(CONFDIR)/#g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	install -m 0644 systemd/servicegroup.toml $(DESTDIR)$(CONFDIR)/servicegroup.toml.example
+	[ -e $(DESTDIR)$(CONFDIR)/servicegroup.toml ] || \
+	  install -m 0644 systemd/servicegroup.toml $(DESTDIR)$(CONFDIR)/servicegroup.toml
+	install -m 0644 docs/daemon.md $(DESTDIR)$(DOCDIR)/daemon.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 
 import anyio
 import structlog
 
 from agent.daemon import Agent
+from agent.notify import Notifier
 from sg.config import load_settings
 from sg.errors import ConfigError
 from sg.logsetup import configure_logging
 
 #: sysexits.h EX_CONFIG
 EXIT_CONFIG = 78
+#: Seconds from a stop signal to a forced exit, for a backend that hangs even while
+#: closing. Under one second, well inside the unit's TimeoutStopSec.
+STOP_DEADLINE = 0.9
+
+
+def _arm_stop_deadline() -> None:
+    """Exit 0 after :data:`STOP_DEADLINE` however the clean stop is going.
+
+    Every service has had its bounded chance to leave by then; what is left is a
+    backend's close, and nothing the agent owns is lost by skipping it.
+    """
+    log = structlog.get_logger("agent")
+
+    def expire() -> None:
+        log.warning("stop_deadline_reached", deadline_s=STOP_DEADLINE)
+        sys.stderr.flush()
+        os._exit(0)
+
+    timer = threading.Timer(STOP_DEADLINE, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("agent")
     try:
         settings = load_settings(args.config)
-        agent = Agent(settings)
+        agent = Agent(settings, notifier=Notifier.take_from_environ(), on_stop=_arm_stop_deadline)
     except ConfigError as exc:
         log.error("configuration_error", error=str(exc))
         return EXIT_CONFIG

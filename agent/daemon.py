@@ -1,33 +1,95 @@
-"""The agent: one heartbeat per configured service, until SIGTERM or SIGINT.
+"""The agent: one heartbeat per configured service, under systemd's eye.
 
-On a stop signal every service leaves (so it reads ``down`` at once) and the
-process exits 0 within about a second, even if a backend hangs: leaving and
-closing are each bounded.
+- Each ``[[service]]`` runs in its own task (a :class:`ServiceRunner`), gated by
+  its local health check when it names one (``agent/checks.py``).
+- systemd is told (``agent/notify.py``) ``READY=1`` once every service has had a
+  good first round, ``WATCHDOG=1`` after each round in which every service had a
+  good round since the previous ping (none while the store is unreachable, so a
+  hung or failing agent is restarted), and ``STATUS=`` lines.
+- SIGHUP re-reads the configuration: services join, leave or change; a
+  configuration with an error is refused with a log line and the running one kept.
+- SIGTERM or SIGINT: ``STOPPING=1``, every service leaves (bounded), and ``run``
+  returns. A second signal is logged and ignored; ``on_stop`` lets the entry
+  point arm a hard deadline for backends that hang even their close.
+
+A good round is a successful beat, or, while a service's check fails, the
+failure recorded in the store and the driver member removed: the agent is then
+doing its job, and systemd must not restart it for a service that is down.
 """
 
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-from anyio import CancelScope
+from anyio.abc import TaskGroup
 
-from sg.config import Settings
+from agent.checks import build_check
+from agent.notify import Notifier
+from sg.config import ServiceSpec, Settings, load_settings
 from sg.errors import ConfigError
 from sg.group import ServiceGroup
-from sg.heartbeat import Heartbeat
+from sg.heartbeat import BeatObserver, Heartbeat
+from sg.model import ServiceKey
 
 if TYPE_CHECKING:
     from agent.metrics import AgentMetrics
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "ServiceRunner"]
 
 log = structlog.get_logger("agent")
 
-#: Bound on closing the backends after every service has left.
-CLOSE_TIMEOUT = 0.5
+#: Bound on one service's leave at stop or removal. With CLOSE_TIMEOUT it keeps a
+#: clean stop under one second.
+LEAVE_TIMEOUT = 0.6
+#: Bound on closing the backends after every service has left (where a backend's
+#: close can be bounded at all; the entry point's hard deadline covers the rest).
+CLOSE_TIMEOUT = 0.25
+#: Settings a reload cannot change: the backends are built from them at start.
+RESTART_ONLY = (
+    "store",
+    "driver",
+    "service_down_time",
+    "store_timeout",
+    "driver_timeout",
+    "metrics_listen",
+)
+#: Least time between two STATUS-only notifications.
+STATUS_EVERY = 1.0
+
+
+class ServiceRunner:
+    """One configured service: its heartbeat in a task that can be cancelled alone."""
+
+    def __init__(self, spec: ServiceSpec, heartbeat: Heartbeat) -> None:
+        self.spec = spec
+        self.heartbeat = heartbeat
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+
+    async def run(self) -> None:
+        """Run the heartbeat until :meth:`stop` (it leaves on the way out)."""
+        try:
+            with self.scope:
+                await self.heartbeat.run()
+        finally:
+            self.done.set()
+
+    async def stop(self) -> None:
+        """Cancel the heartbeat and wait for its (bounded) leave."""
+        self.scope.cancel()
+        await self.done.wait()
+
+    def update(self, spec: ServiceSpec, default_interval: float) -> None:
+        """Apply a new check or report interval in place (same topic and version)."""
+        self.spec = spec
+        self.heartbeat.spec = spec
+        self.heartbeat.gate = build_check(spec.check, spec.effective_check_timeout(default_interval))
+        self.heartbeat.set_report_interval(spec.interval(default_interval))
 
 
 def _metrics(settings: Settings) -> AgentMetrics | None:
@@ -41,22 +103,93 @@ def _metrics(settings: Settings) -> AgentMetrics | None:
     return AgentMetrics()
 
 
-class Agent:
-    """Runs the heartbeats of ``settings.services``."""
+def _compose(*observers: BeatObserver | None) -> BeatObserver | None:
+    """One observer calling each given one in turn (``None``s skipped)."""
+    present = [o for o in observers if o is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
 
-    def __init__(self, settings: Settings) -> None:
+    async def both(hb: Heartbeat, ok: bool) -> None:
+        for observer in present:
+            result = observer(hb, ok)
+            if result is not None:
+                await result
+
+    return both
+
+
+def _only_config_error(exc: BaseException) -> ConfigError | None:
+    """``exc`` itself, or the first of the exceptions an exception group holds, when
+    it (they all) are configuration errors; else ``None``."""
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_only_config_error(inner) for inner in exc.exceptions]
+        if found and all(f is not None for f in found):
+            return found[0]
+    return None
+
+
+class Agent:
+    """Runs the heartbeats of ``settings.services`` until a stop signal."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        notifier: Notifier | None = None,
+        observer: BeatObserver | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         if not settings.services:
             where = settings.source or "the configuration"
             raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
         self.settings = settings
+        self.notifier = notifier or Notifier(None)
+        #: Passed to every heartbeat (the metrics hook).
+        self.observer = observer
+        self.on_stop = on_stop
         # Built now, so a bad URL or a missing extra is a configuration error at start-up.
         self.group = ServiceGroup.from_settings(settings)
-        self.heartbeats: list[Heartbeat] = []
+        self.runners: dict[ServiceKey, ServiceRunner] = {}
         self.stopping = anyio.Event()
         self.metrics = _metrics(settings)  # metrics (issue #5)
+        if self.metrics is not None:  # metrics (issue #5)
+            self.observer = _compose(self.metrics.observe, observer)
+        self._tg: TaskGroup | None = None
+        self._main: anyio.CancelScope | None = None
+        self._reload_lock = anyio.Lock()
+        self._reload_pending = False
+        self._ready = False
+        self._fatal: ConfigError | None = None
+
+    @property
+    def heartbeats(self) -> list[Heartbeat]:
+        """The running heartbeats, one per configured service."""
+        return [runner.heartbeat for runner in self.runners.values()]
 
     async def run(self) -> None:
-        """Beat until a stop signal; then leave every service and return."""
+        """Beat until a stop signal; then leave every service and return.
+
+        Raises :class:`~sg.errors.ConfigError` when a backend refuses the configuration
+        at start (e.g. a database schema newer than this release).
+        """
+        self._main = anyio.CancelScope()
+        if self.stopping.is_set():
+            self._main.cancel()
+        async with anyio.create_task_group() as outer:
+            # Signals are handled outside the main scope, so a second SIGTERM during
+            # the shutdown is still caught (and ignored) instead of killing us.
+            outer.start_soon(self._handle_signals)
+            try:
+                await self._serve()
+            finally:
+                outer.cancel_scope.cancel()
+        if self._fatal is not None:
+            # Raised here, not in the task group, so the caller gets it unwrapped.
+            raise self._fatal
+
+    async def _serve(self) -> None:
         group = self.group
         log.info(
             "agent_starting",
@@ -66,26 +199,199 @@ class Agent:
             report_interval=self.settings.report_interval,
             service_down_time=self.settings.service_down_time,
         )
-        await group.__aenter__()
+        self.notifier.status(f"starting: {len(self.settings.services)} services")
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._wait_for_signal, tg.cancel_scope)
-                if self.metrics is not None and self.settings.metrics_listen:  # metrics (issue #5)
-                    await tg.start(self.metrics.serve, self.settings.metrics_listen)
-                observer = self.metrics.observe if self.metrics is not None else None  # metrics (issue #5)
-                for spec in self.settings.services:
-                    hb = group.heartbeat(spec, observer=observer)
-                    self.heartbeats.append(hb)
-                    tg.start_soon(hb.run)
+            assert self._main is not None
+            with self._main:
+                try:
+                    await group.__aenter__()
+                except (ConfigError, BaseExceptionGroup) as exc:
+                    # The backends open in a task group: the error may come wrapped.
+                    fatal = _only_config_error(exc)
+                    if fatal is None:
+                        raise
+                    self._fatal = fatal
+                    return
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    if self.metrics is not None and self.settings.metrics_listen:  # metrics (issue #5)
+                        await tg.start(self.metrics.serve, self.settings.metrics_listen)
+                    for spec in self.settings.services:
+                        self._start(spec)
+                    tg.start_soon(self._supervise)
+                    if self._reload_pending:
+                        self._reload_pending = False
+                        tg.start_soon(self.reload)
         finally:
+            self._tg = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
                 await group.aclose()
+            self.notifier.close()
             log.info("agent_stopped")
 
-    async def _wait_for_signal(self, scope: CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    def _start(self, spec: ServiceSpec) -> None:
+        assert self._tg is not None
+        interval = self.group.report_interval
+        heartbeat = self.group.heartbeat(
+            spec,
+            observer=self.observer,
+            gate=build_check(spec.check, spec.effective_check_timeout(interval)),
+            leave_timeout=LEAVE_TIMEOUT,
+        )
+        runner = ServiceRunner(spec, heartbeat)
+        self.runners[heartbeat.key] = runner
+        if self.metrics is not None:  # metrics (issue #5): export before the first beat
+            self.metrics.track(heartbeat)
+        self._tg.start_soon(runner.run)
+
+    # -- signals ----------------------------------------------------------------------
+
+    async def _handle_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
-                log.info("agent_stopping", signal=signal.Signals(signum).name)
-                self.stopping.set()
-                scope.cancel()
-                return
+                name = signal.Signals(signum).name
+                if signum == signal.SIGHUP:
+                    if self.stopping.is_set():
+                        log.info("reload_ignored", why="stopping")
+                    elif self._tg is None:
+                        self._reload_pending = True
+                    else:
+                        self._tg.start_soon(self.reload)
+                elif self.stopping.is_set():
+                    log.info("stop_already_requested", signal=name)
+                else:
+                    self.stop(name)
+
+    def stop(self, why: str = "requested") -> None:
+        """Begin a clean stop: ``STOPPING=1``, then every service leaves."""
+        if self.stopping.is_set():
+            return
+        log.info("agent_stopping", signal=why)
+        self.stopping.set()
+        self.notifier.stopping()
+        if self.on_stop is not None:
+            self.on_stop()
+        if self._main is not None:
+            self._main.cancel()
+
+    # -- systemd notifications --------------------------------------------------------------
+
+    def _tick(self) -> float:
+        intervals = [runner.heartbeat.report_interval for runner in self.runners.values()]
+        return min(0.5, max(0.05, min(intervals, default=1.0) / 5))
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status``: services by state, and the age of the
+        oldest last good beat among the services that should beat (not held down)."""
+        now = time.monotonic()
+        runners = list(self.runners.values())
+        held = [r for r in runners if r.heartbeat.check_failure is not None]
+        gated_in = [r for r in runners if r.heartbeat.check_failure is None]
+        beating = sum(1 for r in gated_in if r.heartbeat.last_round_ok)
+        failing = len(gated_in) - beating
+        last = [r.heartbeat.stats.last_success for r in gated_in]
+        if not gated_in:
+            age = "none (every service is held down)"
+        elif any(t is None for t in last):
+            age = "never (some service has not beaten yet)"
+        else:
+            age = f"{max(now - t for t in last if t is not None):.1f}s ago"
+        return (
+            f"{len(runners)} services: {beating} beating, {len(held)} held down by a failed check, "
+            f"{failing} failing; oldest last good beat {age}"
+        )
+
+    async def _supervise(self) -> None:
+        last_ping = time.monotonic()
+        last_status = 0.0
+        watchdog = self.notifier.watchdog_interval
+        interval = self.settings.report_interval
+        if watchdog is not None and watchdog < 2 * interval:
+            log.warning("watchdog_too_short", watchdog_s=watchdog, report_interval=interval)
+        while True:
+            await anyio.sleep(self._tick())
+            runners = list(self.runners.values())
+            goods = [r.heartbeat.last_good for r in runners]
+            now = time.monotonic()
+            if not self._ready:
+                if runners and all(good is not None for good in goods):
+                    self._ready = True
+                    last_ping = last_status = now
+                    self.notifier.ready(self.status_line())
+                    log.info("agent_ready", services=len(runners))
+            elif all(good is not None and good > last_ping for good in goods):
+                last_ping = last_status = now
+                self.notifier.watchdog(self.status_line())
+            if now - last_status >= STATUS_EVERY:
+                last_status = now
+                self.notifier.status(self.status_line())
+
+    # -- reload ---------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Re-read the configuration file and apply it; refuse one with an error."""
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                await self._reload()
+            finally:
+                if not self.stopping.is_set():
+                    self.notifier.ready(self.status_line())
+
+    async def _reload(self) -> None:
+        source = self.settings.source
+        try:
+            new = load_settings(source)
+            if not new.services:
+                raise ConfigError(f"{new.source or 'the configuration'}: no [[service]] tables")
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc), config=str(source))
+            return
+        fixed = [key for key in RESTART_ONLY if getattr(new, key) != getattr(self.settings, key)]
+        if fixed:
+            log.error(
+                "reload_refused",
+                error=f"changing {', '.join(fixed)} needs a restart of the agent",
+                config=str(source),
+            )
+            return
+        self.group.report_interval = new.report_interval
+        self.group.max_clock_skew = new.max_clock_skew
+        wanted = {ServiceKey(spec.host, spec.binary): spec for spec in new.services}
+        removed = [key for key in self.runners if key not in wanted]
+        replaced: list[ServiceKey] = []
+        updated: list[ServiceKey] = []
+        for key, spec in wanted.items():
+            runner = self.runners.get(key)
+            if runner is None:
+                continue
+            if (spec.topic, spec.version) != (runner.spec.topic, runner.spec.version):
+                replaced.append(key)
+            elif spec != runner.spec or runner.heartbeat.report_interval != spec.interval(
+                new.report_interval
+            ):
+                updated.append(key)
+        # Old members leave before their replacements join: a late leave of the old
+        # runner must not mark the new record left.
+        async with anyio.create_task_group() as tg:
+            for key in removed + replaced:
+                tg.start_soon(self.runners[key].stop)
+        for key in removed + replaced:
+            del self.runners[key]
+            if self.metrics is not None:  # metrics (issue #5): no series for a removed service
+                self.metrics.heartbeats.pop(key, None)
+        for key in updated:
+            self.runners[key].update(wanted[key], new.report_interval)
+        added = [key for key in wanted if key not in self.runners]
+        for key in added:
+            self._start(wanted[key])
+        self.settings = new
+        log.info(
+            "reloaded",
+            config=str(source),
+            added=[key.binary for key in added if key not in replaced],
+            removed=[key.binary for key in removed],
+            replaced=[key.binary for key in replaced],
+            updated=[key.binary for key in updated],
+            services=len(self.runners),
+        )

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sg.checkspec import CheckSpec, parse_check
 from sg.errors import ConfigError, InvalidName
 from sg.model import validate_name
 
 __all__ = [
     "DEFAULT_API_LISTEN",
+    "DEFAULT_CHECK_TIMEOUT",
     "DEFAULT_CONFIG_PATHS",
     "DEFAULT_DRIVER",
     "DEFAULT_STORE",
@@ -60,27 +62,59 @@ def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
     return host, int(port_text)
 
 
+#: Query options whose values are secrets (``auth=digest:user:SECRET`` keeps its
+#: scheme and user, the rest is masked whole).
+SECRET_QUERY_KEYS = frozenset({"auth", "password", "secret", "token"})
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for item in query.split("&"):
+        name, eq, value = item.partition("=")
+        if eq and name.lower() in SECRET_QUERY_KEYS:
+            head = value.split(":")
+            value = ":".join([*head[:2], "***"]) if name.lower() == "auth" and len(head) > 2 else "***"
+        pairs.append(f"{name}{eq}{value}")
+    return "&".join(pairs)
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, safe to print or log."""
+    """Return ``url`` with any password (in the netloc, or a secret query option such
+    as ``auth=digest:user:secret``) replaced by ``***``, safe to print or log."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
+    if parts.query:
+        parts = parts._replace(query=_redact_query(parts.query))
     if parts.password is None:
-        return url
+        return urlunsplit(parts) if parts.query else url
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+#: Default bound on one run of a service's local check, in seconds (and at most
+#: half the service's report interval).
+DEFAULT_CHECK_TIMEOUT = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
-    """A service this host reports for: one ``[[service]]`` table."""
+    """A service this host reports for: one ``[[service]]`` table.
+
+    ``check`` gates the heartbeat: the agent beats only while it passes (see
+    :mod:`sg.checkspec`). ``report_interval`` overrides the global one for this
+    service; ``check_timeout`` bounds one run of the check.
+    """
 
     binary: str
     topic: str
     host: str = field(default_factory=socket.gethostname)
     version: int = 0
+    check: CheckSpec | None = None
+    check_timeout: float | None = None
+    report_interval: float | None = None
 
     def __post_init__(self) -> None:
         validate_name("host", self.host)
@@ -88,6 +122,21 @@ class ServiceSpec:
         validate_name("topic", self.topic)
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
             raise InvalidName("version", self.version, "must be a non-negative integer")
+        for name in ("check_timeout", "report_interval"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise ConfigError(f"service {self.binary!r}: {name} must be a positive number, got {value!r}")
+
+    def interval(self, default: float) -> float:
+        """This service's report interval, given the global one."""
+        return self.report_interval or default
+
+    def effective_check_timeout(self, default_interval: float) -> float:
+        """The bound on one check run: the configured one, else the default capped at
+        half the report interval, so a slow check cannot make the beat late."""
+        if self.check_timeout is not None:
+            return self.check_timeout
+        return min(DEFAULT_CHECK_TIMEOUT, self.interval(default_interval) / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +212,17 @@ class Settings:
             if key in seen:
                 raise ConfigError(f"service host={spec.host!r} binary={spec.binary!r} is listed twice")
             seen.add(key)
+            interval = spec.interval(self.report_interval)
+            if self.service_down_time < MIN_DOWN_TIME_FACTOR * interval:
+                raise ConfigError(
+                    f"service {spec.binary!r}: report_interval ({interval:g}s) must be at most "
+                    f"service_down_time / {MIN_DOWN_TIME_FACTOR:g} ({self.service_down_time:g}s)"
+                )
+            if spec.check_timeout is not None and spec.check_timeout > interval:
+                raise ConfigError(
+                    f"service {spec.binary!r}: check_timeout ({spec.check_timeout:g}s) must not exceed "
+                    f"its report_interval ({interval:g}s)"
+                )
 
 
 def _number(value: object) -> float:
@@ -220,6 +280,9 @@ SERVICE_KEYS: dict[str, Callable[[object], Any]] = {
     "binary": _string,
     "topic": _string,
     "version": _integer,
+    "check": _string,
+    "check_timeout": _number,
+    "report_interval": _number,
 }
 #: Environment variables and the setting each overrides.
 ENV_KEYS = {
@@ -286,13 +349,20 @@ def parse_settings(document: Mapping[str, object], where: str = "config") -> dic
         at = f"{where}: service[{index}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{at} must be a table")
+        if isinstance(raw.get("binary"), str):
+            at = f"{where}: binary {raw['binary']!r} in service[{index}]"
         fields = _read_table(raw, SERVICE_KEYS, at)
         for required in ("binary", "topic"):
             if required not in fields:
                 raise ConfigError(f"{at}: missing required key {required!r}")
+        if "check" in fields:
+            try:
+                fields["check"] = parse_check(fields["check"])
+            except ValueError as exc:
+                raise ConfigError(f"{at}: check {fields['check']!r}: {exc}") from exc
         try:
             services.append(ServiceSpec(**fields))
-        except InvalidName as exc:
+        except (InvalidName, ConfigError) as exc:
             raise ConfigError(f"{at}: {exc}") from exc
     values["services"] = tuple(services)
     return values

@@ -20,7 +20,7 @@ import structlog
 from sg.config import MIN_DOWN_TIME_FACTOR, ServiceSpec, Settings
 from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound, Refused
-from sg.heartbeat import BeatObserver, Heartbeat
+from sg.heartbeat import BeatObserver, Gate, Heartbeat
 from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.store.base import Store, open_store
 from sg.verdict import judge, store_unreachable
@@ -359,9 +359,24 @@ class ServiceGroup:
 
     # -- heartbeat ------------------------------------------------------------------------
 
-    def heartbeat(self, spec: ServiceSpec, *, observer: BeatObserver | None = None) -> Heartbeat:
-        """A :class:`~sg.heartbeat.Heartbeat` for ``spec``; run it with ``await hb.run()``."""
-        return Heartbeat(self, spec, observer=observer)
+    def heartbeat(
+        self,
+        spec: ServiceSpec,
+        *,
+        observer: BeatObserver | None = None,
+        gate: Gate | None = None,
+        leave_timeout: float = 0.8,
+    ) -> Heartbeat:
+        """A :class:`~sg.heartbeat.Heartbeat` for ``spec`` at its own report interval (else
+        the group's), optionally gated by a health check; run it with ``await hb.run()``."""
+        return Heartbeat(
+            self,
+            spec,
+            report_interval=spec.interval(self.report_interval),
+            observer=observer,
+            gate=gate,
+            leave_timeout=leave_timeout,
+        )
 
     @asynccontextmanager
     async def join(

@@ -6,6 +6,11 @@ and each under its own deadline. A failure of either is logged once per outage
 it. A record deleted under a live service, or a member the driver lost, is
 re-created and counted as a re-join. On exit the service leaves, shielded and
 bounded, so a clean stop reads ``down`` at once.
+
+A *gate* (the agent's local health check) may hold a service down: before each
+beat the gate is asked; while it returns a failure reason the heartbeat does not
+beat, records the reason in the store (the verdict reads ``check_failed``) and
+removes the driver member. The first beat after the gate passes again clears it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sg.model import Service, ServiceKey
 if TYPE_CHECKING:
     from sg.group import ServiceGroup
 
-__all__ = ["BeatObserver", "Heartbeat", "HeartbeatStats"]
+__all__ = ["BeatObserver", "Gate", "Heartbeat", "HeartbeatStats"]
 
 log = structlog.get_logger("sg.heartbeat")
 
@@ -62,8 +67,14 @@ class HeartbeatStats:
         return None if self.last_success is None else time.monotonic() - self.last_success
 
 
-#: Called after every beat with the heartbeat and whether the beat succeeded.
+#: Called after every beat with the heartbeat and whether the beat succeeded (not for
+#: rounds in which a failing gate held the service down: no beat happened; read
+#: ``hb.check_failure`` for those).
 BeatObserver = Callable[["Heartbeat", bool], Awaitable[None] | None]
+
+#: Asked before every beat: ``None`` when the service is healthy, else why it is not.
+#: It must bound its own run time (the agent's checks do, with ``check_timeout``).
+Gate = Callable[[], Awaitable[str | None]]
 
 
 class Heartbeat:
@@ -77,15 +88,26 @@ class Heartbeat:
         report_interval: float | None = None,
         leave_timeout: float = 0.8,
         observer: BeatObserver | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.group = group
         self.spec = spec
         self.report_interval = report_interval or group.report_interval
         self.leave_timeout = leave_timeout
         self.observer = observer
+        self.gate = gate
         self.stats = HeartbeatStats()
         #: Set after the first beat in which both the store and the driver succeeded.
         self.ready = anyio.Event()
+        #: Why the gate last failed, while it fails; ``None`` while it passes.
+        self.check_failure: str | None = None
+        #: Monotonic time of the last good round: a successful beat, or (while the gate
+        #: fails) the failure recorded in the store and the driver member removed.
+        self.last_good: float | None = None
+        #: Whether the last round was good; ``None`` before the first one.
+        self.last_round_ok: bool | None = None
+        self._wake = anyio.Event()
+        self._driver_cleared = False
         self.member = Service(host=spec.host, binary=spec.binary, topic=spec.topic, version=spec.version)
         self._registered = False
         self._joined = False
@@ -101,23 +123,94 @@ class Heartbeat:
         # A beat slower than half the down time is as good as lost.
         return min(backend_timeout, self.group.service_down_time / 2)
 
+    def poke(self) -> None:
+        """Start the next round now instead of at the end of the interval."""
+        self._wake.set()
+
+    def set_report_interval(self, interval: float) -> None:
+        """Beat every ``interval`` seconds from now on (the next round starts at once)."""
+        self.report_interval = interval
+        self.poke()
+
     async def run(self, *, task_status: TaskStatus[Heartbeat] = anyio.TASK_STATUS_IGNORED) -> None:
         """Beat until cancelled; then leave. Reports started after the first beat attempt."""
         try:
             started = False
             while True:
                 began = time.monotonic()
-                await self.beat_once()
+                await self.round_once()
                 if not started:
                     task_status.started(self)
                     started = True
                 delay = self.report_interval * (1 - JITTER * random.random())  # noqa: S311
-                await anyio.sleep(max(0.0, began + delay - time.monotonic()))
+                with anyio.move_on_after(max(0.0, began + delay - time.monotonic())):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.leave_timeout) as scope:
                 await self.leave()
             if scope.cancelled_caught:
                 self._log.warning("leave_timed_out", timeout=self.leave_timeout)
+
+    async def round_once(self) -> bool:
+        """Ask the gate, then beat (healthy) or hold the service down (not).
+
+        Returns whether the round was good: the beat succeeded, or the check failure
+        was recorded and the driver member removed.
+        """
+        failure = await self._ask_gate()
+        if failure is None:
+            if self.check_failure is not None:
+                self._log.info("check_passed", previous=self.check_failure)
+                self.check_failure = None
+            ok = await self.beat_once()
+        else:
+            if failure != self.check_failure:
+                self._log.warning("check_failed", reason=failure)
+                self.check_failure = failure
+            ok = await self.hold(failure)
+        self.last_round_ok = ok
+        return ok
+
+    async def _ask_gate(self) -> str | None:
+        if self.gate is None:
+            return None
+        try:
+            return await self.gate()
+        except Exception as exc:
+            # A bug in a check must read as a failed check, not end the beat loop.
+            self._log.exception("check_crashed")
+            return f"check crashed: {type(exc).__name__}: {exc}"
+
+    async def hold(self, reason: str) -> bool:
+        """Keep the service down: store ``reason`` on the record and remove the driver
+        member, concurrently. Returns whether both succeeded."""
+        results: dict[str, bool] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._guarded, "store", self.group.store_timeout, self._hold_store, results)
+            if not self._driver_cleared:
+                tg.start_soon(self._guarded, "driver", self.group.driver_timeout, self._hold_driver, results)
+        ok = all(results.values())
+        if ok:
+            self.last_good = time.monotonic()
+        return ok
+
+    async def _hold_store(self) -> None:
+        store = self.group.store
+        reason = self.check_failure or "check failed"
+        if not self._registered:
+            await store.register(self.spec.host, self.spec.binary, self.spec.topic, self.spec.version)
+            self._registered = True
+        if not await store.set_check_failure(self.key, reason):
+            # Deleted under us: re-create it, so the reason has a record to be read from.
+            await store.register(self.spec.host, self.spec.binary, self.spec.topic, self.spec.version)
+            await store.set_check_failure(self.key, reason)
+
+    async def _hold_driver(self) -> None:
+        # Leave once per hold; a member left by a previous run of the agent goes too.
+        await self.group.driver.leave(self.member)
+        self._joined = False
+        self._driver_cleared = True
 
     async def beat_once(self) -> bool:
         """One beat: store and driver concurrently. Returns whether both succeeded."""
@@ -130,7 +223,7 @@ class Heartbeat:
         self.stats.last_latency = time.monotonic() - began
         if ok:
             self.stats.beats += 1
-            self.stats.last_success = time.monotonic()
+            self.stats.last_success = self.last_good = time.monotonic()
             self.stats.last_error = None
             self.ready.set()
         else:
@@ -208,6 +301,7 @@ class Heartbeat:
         if not self._joined:
             await driver.join(self.member)
             self._joined = True
+            self._driver_cleared = False
             return
         if await driver.refresh(self.member):
             self._rejoined(driver.name, "member missing")

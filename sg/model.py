@@ -39,6 +39,7 @@ State = Literal["up", "down", "unknown"]
 Reason = Literal[
     "ok",
     "forced_down",
+    "check_failed",
     "stale",
     "not_joined",
     "left",
@@ -87,7 +88,9 @@ class Service:
 
     ``age`` is seconds since ``updated_at`` computed by the store's own clock at
     read time (``None`` if it never reported). ``left`` is true after a clean stop
-    or ``leave()`` until the next heartbeat.
+    or ``leave()`` until the next heartbeat. ``check_failure`` is why the agent's
+    local health check last failed, while it holds the service down; the next
+    heartbeat clears it.
     """
 
     host: str
@@ -104,6 +107,7 @@ class Service:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     age: float | None = None
+    check_failure: str | None = None
 
     def __post_init__(self) -> None:
         validate_name("host", self.host)
@@ -126,7 +130,7 @@ class Verdict:
 
     ``driver_seen`` is ``True``/``False`` when the driver answered, ``None`` when it
     was not asked or could not be reached. ``detail`` carries an error message for
-    the ``*_unreachable`` reasons.
+    the ``*_unreachable`` reasons and the failed check's reason for ``check_failed``.
     """
 
     state: State
@@ -171,6 +175,7 @@ class ServiceStatus:
             "disabled_reason": s.disabled_reason,
             "forced_down": s.forced_down,
             "left": s.left,
+            "check_failure": s.check_failure,
             "version": s.version,
             "report_count": s.report_count,
             "driver_seen": v.driver_seen,

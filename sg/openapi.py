@@ -96,6 +96,12 @@ OPENAPI: dict[str, Any] = {
                     "disabled_reason": {"type": "string", "nullable": True},
                     "forced_down": {"type": "boolean"},
                     "version": {"type": "integer"},
+                    "check_failure": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "Why the agent's local health check failed, while it holds "
+                        "the service down (reason check_failed).",
+                    },
                 },
                 "required": [
                     "id",

@@ -93,6 +93,7 @@ API_FIELDS = (
     "disabled_reason",
     "forced_down",
     "version",
+    "check_failure",
 )
 
 

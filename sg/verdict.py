@@ -19,8 +19,8 @@ def judge(
 ) -> Verdict:
     """Decide up, down or unknown for one record.
 
-    Confident ``down`` reasons from the record (forced down, left, never reported,
-    stale) win over an unreachable driver; an unreachable driver otherwise makes
+    Confident ``down`` reasons from the record (forced down, a failed local check,
+    left, never reported, stale) win over an unreachable driver; an unreachable driver otherwise makes
     the verdict ``unknown``, never ``up``.
     """
     age = service.age
@@ -30,6 +30,9 @@ def judge(
 
     if service.forced_down:
         return down("forced_down")
+    if service.check_failure is not None:
+        # The agent's local check failed and it left; say why.
+        return Verdict("down", "check_failed", age, driver_seen, service.check_failure)
     if service.left:
         return down("left")
     if age is None:

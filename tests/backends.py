@@ -44,8 +44,15 @@ STORES: dict[str, UrlFactory] = {
     "postgresql": _postgres,
 }
 
+
+def _zookeeper(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_zookeeper_url")
+    return url
+
+
 DRIVERS: dict[str, UrlFactory] = {
     "db": _db,
     "memcached": _memcached,
     "memcached3": _memcached3,
+    "zookeeper": _zookeeper,
 }

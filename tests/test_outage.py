@@ -90,9 +90,13 @@ async def test_postgres_schema_is_created_once_by_concurrent_openers(sg_postgres
         await g.aclose()
     import asyncpg
 
+    from sg.store.sql import SCHEMA_VERSION
+
     conn = await asyncpg.connect(sg_postgres_url)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM sg_schema") == 1
+        # One row per migration, each applied once.
+        versions = [r[0] for r in await conn.fetch("SELECT version FROM sg_schema ORDER BY version")]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
     finally:
         await conn.close()
 

@@ -52,7 +52,7 @@ class Store(Protocol):
 
     async def beat(self, key: ServiceKey) -> BeatResult | None:
         """Stamp ``updated_at`` with the store clock, add one to ``report_count`` and clear
-        ``left``, in one statement. Return ``None`` when the record does not exist."""
+        ``left`` and ``check_failure``, in one statement. Return ``None`` when the record does not exist."""
 
     async def get(self, key: ServiceKey) -> Service | None:
         """Return the record with its age, or ``None``."""
@@ -71,6 +71,11 @@ class Store(Protocol):
     async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
         """Set or clear ``forced_down``; raise :class:`~sg.errors.NotFound` if absent."""
 
+    async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
+        """Record why the service's local health check failed (``None`` clears it), cut to
+        :data:`~sg.store.sql.MAX_CHECK_FAILURE` characters; never touches ``updated_at``.
+        Return whether the record exists."""
+
     async def mark_left(self, key: ServiceKey) -> bool:
         """Record a clean stop; return whether the record exists."""
 
@@ -81,7 +86,8 @@ class Store(Protocol):
         self, binary: str, *, only_up: bool = False, service_down_time: float = 60.0
     ) -> int | None:
         """Return ``MIN(version)`` over records of ``binary``; with ``only_up``, over
-        records that are fresh, not forced down and not left. ``None`` if there are none."""
+        records that are fresh, not forced down, not left and not failing a check.
+        ``None`` if there are none."""
 
 
 def open_store(url: str, *, timeout: float = 5.0) -> Store:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sg.errors import ConfigError, NotFound
 from sg.model import Service, ServiceKey
 from sg.store.base import BeatResult
+from sg.store.sql import MAX_CHECK_FAILURE
 
 __all__ = ["MemoryStore", "reset_memory_stores"]
 
@@ -97,6 +98,7 @@ class MemoryStore:
             old,
             report_count=old.report_count + 1,
             left=False,
+            check_failure=None,
             updated_at=datetime.fromtimestamp(now, UTC),
         )
         self._records.rows[key] = new
@@ -143,6 +145,13 @@ class MemoryStore:
         """Set or clear forced_down."""
         return self._change(key, forced_down=forced_down)
 
+    async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
+        """Record or clear the failed check's reason."""
+        if key not in self._records.rows:
+            return False
+        self._change(key, check_failure=None if reason is None else reason[:MAX_CHECK_FAILURE])
+        return True
+
     async def mark_left(self, key: ServiceKey) -> bool:
         """Record a clean stop."""
         if key not in self._records.rows:
@@ -164,6 +173,10 @@ class MemoryStore:
             rows = [
                 r
                 for r in rows
-                if not r.forced_down and not r.left and r.age is not None and abs(r.age) <= service_down_time
+                if not r.forced_down
+                and not r.left
+                and r.check_failure is None
+                and r.age is not None
+                and abs(r.age) <= service_down_time
             ]
         return min((r.version for r in rows), default=None)

@@ -23,7 +23,7 @@ from sg.config import redact_url
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound
 from sg.model import Service, ServiceKey
 from sg.store.base import BeatResult
-from sg.store.sql import COLUMNS, SCHEMA_VERSION, row_to_service
+from sg.store.sql import COLUMNS, MAX_CHECK_FAILURE, SCHEMA_VERSION, row_to_service
 
 __all__ = ["PostgresStore"]
 
@@ -54,6 +54,8 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         "CREATE INDEX services_topic ON services (topic)",
         'CREATE INDEX services_binary ON services ("binary")',
     ),
+    # Why the agent's local health check failed; NULL while it passes.
+    2: ("ALTER TABLE services ADD COLUMN check_failure text",),
 }
 
 #: Our own URL options; everything else in the query goes to asyncpg/libpq.
@@ -191,7 +193,7 @@ class PostgresStore:
         """Stamp ``updated_at = clock_timestamp()`` in one UPDATE."""
         sql = (
             "UPDATE services SET updated_at = clock_timestamp(), report_count = report_count + 1, "
-            'has_left = false WHERE host = $1 AND "binary" = $2 '
+            'has_left = false, check_failure = NULL WHERE host = $1 AND "binary" = $2 '
             "RETURNING id, report_count, EXTRACT(EPOCH FROM updated_at)::float8"
         )
         row = await self._fetchrow("beat", sql, key.host, key.binary)
@@ -244,6 +246,18 @@ class PostgresStore:
         """Set or clear ``forced_down``; never touches ``updated_at``."""
         return await self._update("set_forced_down", key, "forced_down = $1", forced_down)
 
+    async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
+        """Record or clear the failed check's reason; never touches ``updated_at``."""
+        value = None if reason is None else reason[:MAX_CHECK_FAILURE]
+        row = await self._fetchrow(
+            "set_check_failure",
+            'UPDATE services SET check_failure = $1 WHERE host = $2 AND "binary" = $3 RETURNING id',
+            value,
+            key.host,
+            key.binary,
+        )
+        return row is not None
+
     async def mark_left(self, key: ServiceKey) -> bool:
         """Record a clean stop."""
         row = await self._fetchrow(
@@ -272,7 +286,7 @@ class PostgresStore:
         args: list[Any] = [binary]
         if only_up:
             sql += (
-                " AND NOT forced_down AND NOT has_left AND updated_at IS NOT NULL"
+                " AND NOT forced_down AND NOT has_left AND check_failure IS NULL AND updated_at IS NOT NULL"
                 " AND abs(EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) <= $2"
             )
             args.append(service_down_time)

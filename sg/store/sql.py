@@ -7,16 +7,19 @@ from typing import Any
 
 from sg.model import Service
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "row_to_service", "to_datetime"]
+__all__ = ["COLUMNS", "MAX_CHECK_FAILURE", "SCHEMA_VERSION", "row_to_service", "to_datetime"]
 
 #: The schema version this release writes; stores refuse a newer database.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Longest check failure reason kept; longer ones are cut (a command's stderr can be long).
+MAX_CHECK_FAILURE = 500
 
 #: Columns of ``services`` in the order every SELECT returns them (``binary`` is a
 #: reserved word in PostgreSQL, so it is always quoted).
 COLUMNS = (
     'id, uuid, host, "binary", topic, version, disabled, disabled_reason, forced_down, '
-    "has_left, report_count, created_at, updated_at"
+    "has_left, report_count, created_at, updated_at, check_failure"
 )
 
 
@@ -49,4 +52,5 @@ def row_to_service(row: Any) -> Service:
         created_at=to_datetime(row["created_at"]),
         updated_at=to_datetime(row["updated_at"]),
         age=None if age is None else float(age),
+        check_failure=row["check_failure"],
     )

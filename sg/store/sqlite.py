@@ -26,7 +26,7 @@ from sg.config import redact_url
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound
 from sg.model import Service, ServiceKey
 from sg.store.base import BeatResult
-from sg.store.sql import COLUMNS, SCHEMA_VERSION, row_to_service
+from sg.store.sql import COLUMNS, MAX_CHECK_FAILURE, SCHEMA_VERSION, row_to_service
 
 __all__ = ["SQLiteStore"]
 
@@ -55,6 +55,8 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         "CREATE INDEX services_topic ON services (topic)",
         'CREATE INDEX services_binary ON services ("binary")',
     ),
+    # Why the agent's local health check failed; NULL while it passes.
+    2: ("ALTER TABLE services ADD COLUMN check_failure TEXT",),
 }
 
 
@@ -182,7 +184,8 @@ class SQLiteStore:
         """Stamp ``updated_at`` with SQLite's clock in one UPDATE."""
         sql = (
             f"UPDATE services SET updated_at = {NOW}, report_count = report_count + 1, "
-            'has_left = 0 WHERE host = ? AND "binary" = ? RETURNING id, report_count, updated_at'
+            'has_left = 0, check_failure = NULL WHERE host = ? AND "binary" = ? '
+            "RETURNING id, report_count, updated_at"
         )
         row = await self._one("beat", sql, key)
         if row is None:
@@ -236,6 +239,16 @@ class SQLiteStore:
         """Set or clear ``forced_down``; never touches ``updated_at``."""
         return await self._update("set_forced_down", key, "forced_down = ?", (int(forced_down),))
 
+    async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
+        """Record or clear the failed check's reason; never touches ``updated_at``."""
+        value = None if reason is None else reason[:MAX_CHECK_FAILURE]
+        row = await self._one(
+            "set_check_failure",
+            'UPDATE services SET check_failure = ? WHERE host = ? AND "binary" = ? RETURNING id',
+            (value, *key),
+        )
+        return row is not None
+
     async def mark_left(self, key: ServiceKey) -> bool:
         """Record a clean stop."""
         row = await self._one(
@@ -257,7 +270,10 @@ class SQLiteStore:
         sql = 'SELECT MIN(version) FROM services WHERE "binary" = ?'
         params: list[Any] = [binary]
         if only_up:
-            sql += f" AND NOT forced_down AND NOT has_left AND ABS({NOW} - updated_at) <= ?"
+            sql += (
+                " AND NOT forced_down AND NOT has_left AND check_failure IS NULL"
+                f" AND ABS({NOW} - updated_at) <= ?"
+            )
             params.append(service_down_time)
         row = await self._one("min_version", sql, params)
         return None if row is None or row[0] is None else int(row[0])

@@ -11,6 +11,7 @@ import pytest
 
 from sg.testing.memcached import MemcachedServer
 from sg.testing.servers import MissingServer, PostgresServer
+from sg.testing.zookeeper import ZooKeeperServer
 
 _counter = itertools.count()
 
@@ -140,3 +141,32 @@ async def sg_memory_group() -> AsyncIterator[Any]:
         f"memory://{name}", f"memory://{name}", report_interval=1.0, service_down_time=3.0
     ) as group:
         yield group
+
+
+def start_zookeeper(tick_time: int = 200) -> ZooKeeperServer:
+    """Start a private ZooKeeper (fails under CI, skips elsewhere, if not installed).
+
+    For tests that stop or restart their server: use it as a context manager.
+    """
+    try:
+        server = ZooKeeperServer(tick_time=tick_time)
+    except MissingServer as exc:
+        missing_server(exc)
+        raise
+    return server.start()
+
+
+@pytest.fixture(scope="session")
+def sg_zookeeper() -> Iterator[ZooKeeperServer]:
+    """A private ZooKeeper for the whole session (tickTime 200 ms: 0.4-10 s sessions)."""
+    server = start_zookeeper()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def sg_zookeeper_url(sg_zookeeper: ZooKeeperServer) -> str:
+    """A ``zookeeper://`` URL with a chroot private to the test (2 s sessions)."""
+    return sg_zookeeper.url(f"sg-test-{os.getpid()}-{next(_counter)}", session_timeout=2)

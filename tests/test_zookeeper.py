@@ -1,0 +1,367 @@
+"""The ZooKeeper driver against a real ZooKeeper (in-process clients).
+
+Process-level behaviour (kill -9, SIGTERM, SIGSTOP, server outages) is in
+``test_zookeeper_agent.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+import pytest
+import structlog
+from aiozk import ZKClient
+from aiozk import exc as zkexc
+
+from sg import ServiceGroup
+from sg.config import redact_url
+from sg.drivers.base import DriverOptions, open_driver
+from sg.drivers.zookeeper import (
+    ZooKeeperDriver,
+    decode_name,
+    encode_name,
+    member_name,
+    parse_member_name,
+    parse_url,
+)
+from sg.errors import BackendUnavailable, ConfigError
+from sg.model import Service, ServiceEvent, ServiceKey
+from sg.testing.servers import free_port
+from sg.testing.zookeeper import ZooKeeperServer, expire_session, session_password
+from tests.waiting import eventually
+
+T = TypeVar("T")
+REPORT_INTERVAL = 0.5
+SERVICE_DOWN_TIME = 30.0
+
+
+async def expire(hosts: str, session_id: int, password: bytes | None = None) -> None:
+    """Expire the session (``expire_session`` retries when its owner re-attaches first)."""
+    assert await expire_session(hosts, session_id, password), f"could not expire session {session_id:#x}"
+
+
+async def current(read: Callable[[], T]) -> T:
+    """A probe for ``eventually`` that reads a value in this process."""
+    await anyio.lowlevel.checkpoint()
+    return read()
+
+
+def svc(host: str = "host-1", binary: str = "sg-compute", topic: str = "compute") -> Service:
+    return Service(host=host, binary=binary, topic=topic)
+
+
+@pytest.fixture
+async def driver(sg_zookeeper_url: str) -> AsyncIterator[ZooKeeperDriver]:
+    d = ZooKeeperDriver.from_url(sg_zookeeper_url, DriverOptions(timeout=3))
+    await d.open()
+    try:
+        yield d
+    finally:
+        await d.close()
+
+
+def group_for(tmp_path: Path, driver_url: str) -> ServiceGroup:
+    return ServiceGroup.from_urls(
+        f"sqlite://{tmp_path}/services.db",
+        driver_url,
+        report_interval=REPORT_INTERVAL,
+        service_down_time=SERVICE_DOWN_TIME,
+        driver_timeout=3.0,
+    )
+
+
+# -- URL and names -----------------------------------------------------------------------
+
+
+def test_url_options_are_typed_and_validated() -> None:
+    opts = parse_url("zookeeper://zk1:2181,zk2:2181,zk3/sg/prod?session_timeout=2.5&reconnect_max=0.5")
+    assert opts.hosts == "zk1:2181,zk2:2181,zk3"
+    assert opts.chroot == "/sg/prod"
+    assert opts.session_timeout == 2.5
+    assert opts.reconnect_cap == 0.5
+    assert parse_url("zookeeper://zk1:2181").chroot == "/servicegroup"
+    with pytest.raises(ConfigError, match="'sesion_timeout'"):
+        parse_url("zookeeper://zk1:2181/sg?sesion_timeout=2")
+    with pytest.raises(ConfigError, match="session_timeout"):
+        parse_url("zookeeper://zk1:2181/sg?session_timeout=-1")
+    with pytest.raises(ConfigError, match="session_timeout"):
+        parse_url("zookeeper://zk1:2181/sg?session_timeout=ten")
+    with pytest.raises(ConfigError, match="no ZooKeeper servers"):
+        parse_url("zookeeper:///sg")
+    with pytest.raises(ConfigError, match="bad server"):
+        parse_url("zookeeper://zk1:99999/sg")
+    with pytest.raises(ConfigError, match="chroot"):
+        parse_url("zookeeper://zk1:2181/sg/../etc")
+    with pytest.raises(ConfigError, match="digest"):
+        parse_url("zookeeper://zk1:2181/sg?auth=plain:user:pw")
+
+
+def test_scheme_selects_the_driver() -> None:
+    d = open_driver("zookeeper://127.0.0.1:1/x?session_timeout=3", DriverOptions())
+    assert isinstance(d, ZooKeeperDriver)
+    assert d.options.session_timeout == 3
+
+
+def test_secret_is_never_shown() -> None:
+    secret = "s3cr3t-value"
+    url = f"zookeeper://zk1:2181/sg?auth=digest:alice:{secret}"
+    d = ZooKeeperDriver.from_url(url, DriverOptions())
+    assert secret not in repr(d)
+    assert secret not in repr(d.options)
+    with pytest.raises(ConfigError) as info:
+        parse_url(url + "&bogus=1")
+    assert secret not in str(info.value)
+    assert "alice" in str(info.value)
+    # What sg-api and error messages print for any backend URL.
+    assert redact_url(url) == "zookeeper://zk1:2181/sg?auth=digest:alice:***"
+    assert (
+        redact_url("zookeeper://zk1:2181/sg?session_timeout=2") == "zookeeper://zk1:2181/sg?session_timeout=2"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a/b",
+        "..",
+        ".",
+        "...",
+        "a\x00b",
+        "%2F",
+        "a:b",
+        "host with spaces",
+        "ünïcødé-主机",
+        "x" * 255,
+        "\ue000\uffff",
+    ],
+)
+def test_names_encode_safely_and_decode_exactly(name: str) -> None:
+    encoded = encode_name(name)
+    assert "/" not in encoded
+    assert "\x00" not in encoded
+    assert encoded not in (".", "..")
+    assert ":" not in encoded
+    assert decode_name(encoded) == name
+    key = ServiceKey(name, name)
+    assert parse_member_name(member_name(key)) == key
+
+
+# -- members on a real ZooKeeper ---------------------------------------------------------
+
+
+async def test_join_creates_ephemeral_node_with_payload(driver: ZooKeeperDriver) -> None:
+    s = svc()
+    await driver.join(s)
+    client = driver._require()
+    data, stat = await client.get(driver.member_path(s))
+    assert stat.ephemeral_owner == driver.session_id
+    assert stat.ephemeral_owner != 0
+    import json
+
+    payload = json.loads(data)
+    assert (payload["host"], payload["binary"], payload["topic"]) == ("host-1", "sg-compute", "compute")
+    assert {"pid", "version", "started"} <= payload.keys()
+    assert await driver.members([s]) == {s.key: True}
+    await driver.leave(s)
+    assert await driver.members([s]) == {s.key: False}
+
+
+async def test_odd_names_round_trip_through_zookeeper(driver: ZooKeeperDriver) -> None:
+    names = ["a/b", "..", ".", "%2F", "a:b", "ünïcødé-主机", "y" * 255, "\ue000"]
+    services = [svc(host=n, binary=n, topic=n) for n in names]
+    for s in services:
+        await driver.join(s)
+    assert await driver.members(services) == {s.key: True for s in services}
+    client = driver._require()
+    for s in services:
+        children = await client.get_children(driver.topic_path(s.topic))
+        assert [parse_member_name(c) for c in children] == [s.key]
+    # Nothing escaped the chroot: every topic is one level under it.
+    roots = await client.get_children(driver.options.chroot)
+    assert sorted(decode_name(r) for r in roots) == sorted(names)
+
+
+async def test_membership_is_one_get_children_per_topic(driver: ZooKeeperDriver) -> None:
+    services = [svc(host=f"h{i:03d}", topic=("compute" if i % 2 else "scheduler")) for i in range(100)]
+    for s in services[:60]:
+        await driver.join(s)
+    client = driver._require()
+    calls: list[str] = []
+    real = client.get_children
+
+    async def counted(path: str, watch: bool = False) -> Any:
+        calls.append(path)
+        return await real(path, watch=watch)
+
+    client.get_children = counted
+    membership = await driver.members(services)
+    assert len(calls) == 2
+    assert sum(membership.values()) == 60
+    assert all(membership[s.key] for s in services[:60])
+
+
+async def test_node_of_a_dead_session_does_not_block_rejoin(sg_zookeeper_url: str) -> None:
+    """A node left by another session (our previous, killed incarnation) is taken over."""
+    s = svc()
+    old = ZooKeeperDriver.from_url(sg_zookeeper_url, DriverOptions(timeout=3))
+    new = ZooKeeperDriver.from_url(sg_zookeeper_url, DriverOptions(timeout=3))
+    await old.open()
+    await new.open()
+    try:
+        await old.join(s)
+        await new.join(s)
+        _, stat = await new._require().get(new.member_path(s))
+        assert stat.ephemeral_owner == new.session_id
+        assert new.session_id != old.session_id
+        assert await new.members([s]) == {s.key: True}
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def test_unreachable_zookeeper_is_unknown_never_up(tmp_path: Path) -> None:
+    url = f"zookeeper://127.0.0.1:{free_port()}/sg?session_timeout=2"
+    async with ServiceGroup.from_urls(
+        f"sqlite://{tmp_path}/s.db", url, report_interval=0.5, service_down_time=5, driver_timeout=0.5
+    ) as group:
+        await group.store.register("host-1", "sg-compute", "compute", 1)
+        await group.store.beat(ServiceKey("host-1", "sg-compute"))
+        status = await group.get("host-1", "sg-compute")
+        assert (status.verdict.state, status.verdict.reason) == ("unknown", "driver_unreachable")
+        assert not status.is_up
+        with pytest.raises(BackendUnavailable):
+            await group.driver.members([status.service])
+
+
+async def test_forced_session_expiry_recovers_20_times(tmp_path: Path, sg_zookeeper: ZooKeeperServer) -> None:
+    """Another client attaches to the live session and closes it: each time the node is
+    back, and the service up, within one beat of the new session."""
+    url = sg_zookeeper.url(f"expiry-{time.monotonic_ns()}", session_timeout=2)
+    async with group_for(tmp_path, url) as agent, group_for(tmp_path, url) as reader:
+        zk = agent.driver
+        assert isinstance(zk, ZooKeeperDriver)
+        async with agent.join("sg-compute", "compute", host="host-1") as hb:
+            assert (await reader.get("host-1", "sg-compute")).is_up
+            recoveries = []
+            for trial in range(20):
+                session = zk._session
+                assert session is not None
+                before = zk.sessions
+                old_id = zk.session_id
+                assert old_id is not None
+                assert session_password(old_id) == session.password
+                await expire(sg_zookeeper.hosts, old_id, session.password)
+                await eventually(
+                    lambda: current(lambda: zk.sessions),
+                    lambda n, before=before: n > before,
+                    5,
+                    f"new session #{trial}",
+                )
+                assert zk.session_id != old_id
+                renewed = time.monotonic()
+                await eventually(
+                    lambda: reader.get("host-1", "sg-compute"),
+                    lambda st: st.is_up,
+                    REPORT_INTERVAL + 0.5,
+                    f"up again after expiry #{trial}",
+                )
+                recoveries.append(time.monotonic() - renewed)
+                _, stat = await zk._require().get(zk.member_path(hb.member))
+                assert stat.ephemeral_owner == zk.session_id
+                # Counted once by the driver, and once by the heartbeat on its next beat.
+                assert zk.rejoins == trial + 1
+                await eventually(
+                    lambda: current(lambda: hb.stats.rejoins),
+                    lambda n: n == trial + 1,  # noqa: B023 - awaited within the iteration
+                    REPORT_INTERVAL + 1,
+                    "the beat counts the re-join",
+                )
+            assert len(recoveries) == 20
+            assert max(recoveries) <= REPORT_INTERVAL + 0.5
+            assert hb.stats.rejoins == 20
+
+
+async def test_watch_is_pushed_join_and_leave_within_1s(tmp_path: Path, sg_zookeeper_url: str) -> None:
+    """The watch's poll interval is 30 s here: only ZooKeeper's push can deliver in 1 s."""
+    events: list[tuple[float, ServiceEvent]] = []
+    got = anyio.Event()
+
+    async def watcher(group: ServiceGroup) -> None:
+        async for event in group.watch(topic="compute", interval=30):
+            events.append((time.monotonic(), event))
+            got.set()
+
+    async with (
+        group_for(tmp_path, sg_zookeeper_url) as watching,
+        group_for(tmp_path, sg_zookeeper_url) as other,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(watcher, watching)
+        await anyio.sleep(0.3)  # let the watcher take its first (empty) listing
+        assert events == []
+        joined = time.monotonic()
+        async with other.join("sg-compute", "compute", host="host-1"):
+            (at, first), _ = await eventually(
+                lambda: current(lambda: events[-1] if events else None),
+                lambda e: e is not None and e[1].status.is_up,
+                1.0,
+                "join reaches the watcher",
+            )
+            assert first.status.service.host == "host-1"
+            assert at - joined <= 1.0
+            left = time.monotonic()
+        (at, last), _ = await eventually(
+            lambda: current(lambda: events[-1]),
+            lambda e: e[1].status.verdict.state == "down",
+            1.0,
+            "leave reaches the watcher",
+        )
+        assert last.previous == "up"
+        assert last.status.verdict.reason in ("left", "not_joined")
+        assert at - left <= 1.0
+        tg.cancel_scope.cancel()
+
+
+async def test_digest_acl_only_creator_may_change_anyone_may_read(sg_zookeeper: ZooKeeperServer) -> None:
+    chroot = f"acl-{time.monotonic_ns()}"
+    secret = "hunter2-secret"
+    s = svc()
+    owner = ZooKeeperDriver.from_url(
+        sg_zookeeper.url(chroot, session_timeout=2, auth=f"digest:sg:{secret}"), DriverOptions(timeout=3)
+    )
+    intruder = ZooKeeperDriver.from_url(
+        sg_zookeeper.url(chroot, session_timeout=2, auth="digest:sg:wrong"), DriverOptions(timeout=3)
+    )
+    anonymous = ZKClient(sg_zookeeper.hosts, session_timeout=2)
+    with structlog.testing.capture_logs() as logs:
+        await owner.open()
+        await intruder.open()
+        await anonymous.start()
+        try:
+            await owner.join(s)
+            path = owner.member_path(s)
+            # Anyone may read.
+            assert await anonymous.get_children(owner.topic_path("compute")) == [member_name(s.key)]
+            data, _ = await anonymous.get(path)
+            assert b"host-1" in data
+            assert await intruder.members([s]) == {s.key: True}
+            # Only the creator may delete or change it.
+            with pytest.raises(zkexc.NoAuth):
+                await anonymous.delete(path, force=True)
+            with pytest.raises(zkexc.NoAuth):
+                await anonymous.set_data(path, b"x", force=True)
+            with pytest.raises(BackendUnavailable, match="not authorised"):
+                await intruder.leave(s)
+            assert await owner.members([s]) == {s.key: True}
+            await owner.leave(s)
+            assert await anonymous.get_children(owner.topic_path("compute")) == []
+        finally:
+            await anonymous.close()
+            await intruder.close()
+            await owner.close()
+    assert secret not in repr(logs)
