@@ -29,6 +29,16 @@ def _db(request: pytest.FixtureRequest) -> str:
     return "db://"
 
 
+def _memcached(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_memcached_url")
+    return url
+
+
+def _memcached3(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sg_memcached3_url")
+    return url
+
+
 STORES: dict[str, UrlFactory] = {
     "sqlite": _sqlite,
     "postgresql": _postgres,
@@ -42,5 +52,7 @@ def _zookeeper(request: pytest.FixtureRequest) -> str:
 
 DRIVERS: dict[str, UrlFactory] = {
     "db": _db,
+    "memcached": _memcached,
+    "memcached3": _memcached3,
     "zookeeper": _zookeeper,
 }

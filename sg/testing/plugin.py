@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from sg.testing.memcached import MemcachedServer
 from sg.testing.servers import MissingServer, PostgresServer
 from sg.testing.zookeeper import ZooKeeperServer
 
@@ -55,6 +56,79 @@ async def sg_postgres_url(sg_postgres: PostgresServer) -> AsyncIterator[str]:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def _memcached_servers(count: int, verbose: bool = False) -> list[MemcachedServer]:
+    servers: list[MemcachedServer] = []
+    try:
+        for _ in range(count):
+            servers.append(MemcachedServer(verbose=verbose).start())
+    except MissingServer as exc:
+        missing_server(exc)
+        raise
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    return servers
+
+
+@pytest.fixture(scope="session")
+def sg_memcached() -> Iterator[MemcachedServer]:
+    """A private memcached server for the whole test session (share it through a
+    per-test key prefix; see ``sg_memcached_url``)."""
+    (server,) = _memcached_servers(1)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def sg_memcached3() -> Iterator[list[MemcachedServer]]:
+    """Three private memcached servers for the whole test session."""
+    servers = _memcached_servers(3)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+def memcached_url(servers: list[MemcachedServer], prefix: str | None = None) -> str:
+    """A ``memcached://`` driver URL for ``servers`` with a fresh key prefix."""
+    prefix = prefix or f"t{os.getpid()}x{next(_counter)}"
+    return f"memcached://{','.join(s.address for s in servers)}?prefix={prefix}"
+
+
+@pytest.fixture
+def sg_memcached_url(sg_memcached: MemcachedServer) -> str:
+    """A driver URL on the session's memcached with a key prefix private to the test."""
+    return memcached_url([sg_memcached])
+
+
+@pytest.fixture
+def sg_memcached3_url(sg_memcached3: list[MemcachedServer]) -> str:
+    """A driver URL on the session's three memcached servers, private key prefix."""
+    return memcached_url(sg_memcached3)
+
+
+@pytest.fixture
+def sg_memcached_factory() -> Iterator[Callable[..., list[MemcachedServer]]]:
+    """Start servers of the test's own (to kill or restart): ``factory(count, verbose=False)``.
+    All are stopped after the test."""
+    started: list[MemcachedServer] = []
+
+    def factory(count: int = 1, *, verbose: bool = False) -> list[MemcachedServer]:
+        servers = _memcached_servers(count, verbose)
+        started.extend(servers)
+        return servers
+
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.close()
 
 
 @pytest.fixture
