@@ -12,9 +12,9 @@ import structlog
 
 from agent.daemon import Agent
 from agent.notify import Notifier
-from sg.config import load_settings
+from sg.config import add_config_argument, load_settings
 from sg.errors import ConfigError
-from sg.logsetup import configure_logging
+from sg.logsetup import add_logging_arguments, configure_logging
 
 #: sysexits.h EX_CONFIG
 EXIT_CONFIG = 78
@@ -44,13 +44,8 @@ def _arm_stop_deadline() -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(prog="sg-agent", description="Report this host's services as alive.")
-    parser.add_argument(
-        "--config",
-        help="TOML config file (default: $SG_CONFIG, ./servicegroup.toml, "
-        "/etc/servicegroup/servicegroup.toml)",
-    )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
+    add_config_argument(parser)
+    add_logging_arguments(parser)
     return parser.parse_args(argv)
 
 

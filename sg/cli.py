@@ -15,10 +15,10 @@ from typing import Any, TextIO
 
 import anyio
 
-from sg.config import load_settings
+from sg.config import add_config_argument, load_settings
 from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
-from sg.logsetup import configure_logging
+from sg.logsetup import add_logging_arguments, configure_logging
 from sg.model import ServiceKey, ServiceStatus, validate_name
 
 __all__ = ["main"]
@@ -46,14 +46,10 @@ def _name(field: str) -> Callable[[str], str]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render help)."""
     parser = argparse.ArgumentParser(prog="sgctl", description="Inspect and manage servicegroup services.")
-    parser.add_argument(
-        "--config",
-        help="TOML config file (default: $SG_CONFIG, ./servicegroup.toml, "
-        "/etc/servicegroup/servicegroup.toml)",
-    )
+    add_config_argument(parser)
     parser.add_argument("--store", help="store URL (overrides the config and $SG_STORE)")
     parser.add_argument("--driver", help="driver URL (overrides the config and $SG_DRIVER)")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    add_logging_arguments(parser, default_level="warning")
     top = parser.add_subparsers(dest="noun", required=True, metavar="service")
     service = top.add_parser("service", help="services and their liveness")
     verbs = service.add_subparsers(dest="verb", required=True)
@@ -217,7 +213,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of ``sgctl``; returns the exit status."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, stream=sys.stderr)
+    configure_logging(args.log_level, stream=sys.stderr, json=args.log_json)
     try:
         return anyio.run(run, args, out)
     except ConfigError as exc:

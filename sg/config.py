@@ -9,6 +9,7 @@ that name the key and the file.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import socket
@@ -24,6 +25,7 @@ from sg.errors import ConfigError, InvalidName
 from sg.model import validate_name
 
 __all__ = [
+    "add_config_argument",
     "DEFAULT_API_LISTEN",
     "DEFAULT_CHECK_TIMEOUT",
     "DEFAULT_CONFIG_PATHS",
@@ -308,6 +310,15 @@ def _read_table(
             shown = "a secret value" if key in SECRET_KEYS else repr(value)
             raise ConfigError(f"{where}: key {key!r} must be {exc}, got {shown}") from exc
     return out
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--config FILE`` flag every entry point takes, with the lookup order in its help."""
+    parser.add_argument(
+        "--config",
+        help="TOML config file (default: $SG_CONFIG, ./servicegroup.toml, "
+        "/etc/servicegroup/servicegroup.toml)",
+    )
 
 
 def find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:

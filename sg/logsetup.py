@@ -6,15 +6,22 @@ logging its own way.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["add_logging_arguments", "configure_logging"]
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser, *, default_level: str = "info") -> None:
+    """The ``--log-level`` and ``--log-json`` flags of the entry points."""
+    parser.add_argument("--log-level", default=default_level, choices=list(LEVELS))
+    parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
 
 
 def configure_logging(level: str = "info", *, stream: TextIO | None = None, json: bool | None = None) -> None:

@@ -10,7 +10,28 @@ from typing import Any
 
 from sg.model import MAX_NAME_LENGTH
 
-__all__ = ["MAX_REASON_LENGTH", "OPENAPI"]
+#: The fields of a service in the API (close to Nova's os-services): every one is
+#: always present (nullable ones as null). A subset of ``ServiceStatus.as_dict``,
+#: which sgctl prints in full.
+API_FIELDS = (
+    "id",
+    "uuid",
+    "host",
+    "binary",
+    "topic",
+    "status",
+    "state",
+    "reason",
+    "age",
+    "updated_at",
+    "created_at",
+    "disabled_reason",
+    "forced_down",
+    "version",
+    "check_failure",
+)
+
+__all__ = ["API_FIELDS", "MAX_REASON_LENGTH", "OPENAPI"]
 
 #: Longest ``disabled_reason`` accepted (Nova's column is 255 characters).
 MAX_REASON_LENGTH = 255
@@ -103,21 +124,7 @@ OPENAPI: dict[str, Any] = {
                         "the service down (reason check_failed).",
                     },
                 },
-                "required": [
-                    "id",
-                    "uuid",
-                    "host",
-                    "binary",
-                    "topic",
-                    "status",
-                    "state",
-                    "reason",
-                    "age",
-                    "updated_at",
-                    "disabled_reason",
-                    "forced_down",
-                    "version",
-                ],
+                "required": list(API_FIELDS),
             },
         },
     },

@@ -34,12 +34,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sg.api_metrics import ApiMetrics
-from sg.config import Settings, load_settings, parse_listen, redact_url
+from sg.config import Settings, add_config_argument, load_settings, parse_listen, redact_url
 from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
-from sg.logsetup import configure_logging
+from sg.logsetup import add_logging_arguments, configure_logging
 from sg.model import ServiceStatus, validate_name
-from sg.openapi import MAX_REASON_LENGTH, OPENAPI
+from sg.openapi import API_FIELDS, MAX_REASON_LENGTH, OPENAPI
 
 __all__ = ["ApiError", "create_app", "main", "service_json"]
 
@@ -74,27 +74,6 @@ class ApiError(Exception):
         if self.field is not None:
             body["field"] = self.field
         return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
-
-
-#: The fields of a service in the API (close to Nova's os-services), a subset of
-#: :meth:`ServiceStatus.as_dict`, which sgctl prints in full.
-API_FIELDS = (
-    "id",
-    "uuid",
-    "host",
-    "binary",
-    "topic",
-    "status",
-    "state",
-    "reason",
-    "age",
-    "updated_at",
-    "created_at",
-    "disabled_reason",
-    "forced_down",
-    "version",
-    "check_failure",
-)
 
 
 def service_json(status: ServiceStatus) -> dict[str, Any]:
@@ -451,14 +430,9 @@ def create_app(settings: Settings, *, group: ServiceGroup | None = None) -> Star
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(prog="sg-api", description="Serve the servicegroup REST API.")
-    parser.add_argument(
-        "--config",
-        help="TOML config file (default: $SG_CONFIG, ./servicegroup.toml, "
-        "/etc/servicegroup/servicegroup.toml)",
-    )
+    add_config_argument(parser)
     parser.add_argument("--listen", help="HOST:PORT to listen on (default: [api] listen, 127.0.0.1:8775)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
+    add_logging_arguments(parser)
     return parser.parse_args(argv)
 
 
