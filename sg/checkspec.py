@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from sg.redact import redact_url
 
 __all__ = [
     "CHECK_KINDS",
@@ -74,11 +76,7 @@ class HttpCheck:
     def text(self) -> str:
         """The check as written in the config, with any password replaced by ``***``
         (this text goes into logs and the stored failure reason)."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return f"http:{self.url}"
-        host = parts.netloc.rpartition("@")[2]
-        return f"http:{urlunsplit(parts._replace(netloc=f'{parts.username}:***@{host}'))}"
+        return f"http:{redact_url(self.url)}"
 
 
 @dataclass(frozen=True, slots=True)

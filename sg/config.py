@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from sg.checkspec import CheckSpec, parse_check
 from sg.errors import ConfigError, InvalidName
 from sg.model import validate_name
+from sg.redact import redact_url
 
 __all__ = [
     "add_config_argument",
@@ -62,38 +62,6 @@ def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"{what} must be HOST:PORT (e.g. 127.0.0.1:8775), got {value!r}")
     return host, int(port_text)
-
-
-#: Query options whose values are secrets (``auth=digest:user:SECRET`` keeps its
-#: scheme and user, the rest is masked whole).
-SECRET_QUERY_KEYS = frozenset({"auth", "password", "secret", "token"})
-
-
-def _redact_query(query: str) -> str:
-    pairs = []
-    for item in query.split("&"):
-        name, eq, value = item.partition("=")
-        if eq and name.lower() in SECRET_QUERY_KEYS:
-            head = value.split(":")
-            value = ":".join([*head[:2], "***"]) if name.lower() == "auth" and len(head) > 2 else "***"
-        pairs.append(f"{name}{eq}{value}")
-    return "&".join(pairs)
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password (in the netloc, or a secret query option such
-    as ``auth=digest:user:secret``) replaced by ``***``, safe to print or log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.query:
-        parts = parts._replace(query=_redact_query(parts.query))
-    if parts.password is None:
-        return urlunsplit(parts) if parts.query else url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 #: Default bound on one run of a service's local check, in seconds (and at most
