@@ -30,6 +30,9 @@ __all__ = ["ServiceGroup"]
 
 log = structlog.get_logger("sg.group")
 
+#: How long ``leave`` lets the driver wait for the store's ``left`` mark (seconds).
+LEAVE_ORDER_GRACE = 0.2
+
 
 class ServiceGroup:
     """Liveness of services: records in a store plus membership in a driver.
@@ -300,14 +303,21 @@ class ServiceGroup:
         )
 
     async def leave(self, service: Service | ServiceKey) -> None:
-        """Remove the driver member now and mark the record ``left``, concurrently.
+        """Mark the record ``left`` and remove the driver member now.
 
-        The service reads ``down`` (reason ``left``) until its next heartbeat.
+        The service reads ``down`` (reason ``left``) until its next heartbeat. The
+        member is removed once the record is marked, so readers see ``left`` rather
+        than a passing ``not_joined`` (which looks like a crash), but never later than
+        :data:`LEAVE_ORDER_GRACE` after the start: a slow store must not keep a
+        stopped service's member alive.
         """
         target = await self._service(service)
         errors: list[BaseException] = []
+        marked = anyio.Event()
 
         async def from_driver() -> None:
+            with anyio.move_on_after(LEAVE_ORDER_GRACE):
+                await marked.wait()
             try:
                 with anyio.fail_after(self.driver_timeout):
                     await self.driver.leave(target)
@@ -324,6 +334,8 @@ class ServiceGroup:
                 await self._store_call("mark_left", self.store.mark_left(target.key))
             except BackendUnavailable as exc:
                 errors.append(exc)
+            finally:
+                marked.set()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(from_driver)

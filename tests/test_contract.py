@@ -262,3 +262,44 @@ async def test_watch_reports_transitions(group: ServiceGroup) -> None:
     assert events[0].status.service.host == "host-1"
     assert events[0].status.is_up
     assert events[0].previous is None
+
+
+async def test_leave_marks_the_record_before_removing_the_member(group: ServiceGroup) -> None:
+    """Readers see `left`, never a passing `not_joined`, even with a slower store."""
+    seen_left_at_driver_leave: list[bool] = []
+    async with group.join("sg-compute", "compute", host="host-1"):
+        real_leave, real_mark = group.driver.leave, group.store.mark_left
+
+        async def observing_leave(service: Service) -> None:
+            record = await group.store.get(service.key)
+            seen_left_at_driver_leave.append(record is not None and record.left)
+            await real_leave(service)
+
+        async def slower_mark(key: ServiceKey) -> bool:
+            await anyio.sleep(0.05)  # store latency, below the ordering grace
+            return await real_mark(key)
+
+        group.driver.leave = observing_leave  # type: ignore[method-assign]
+        group.store.mark_left = slower_mark  # type: ignore[method-assign]
+    assert seen_left_at_driver_leave == [True]
+    assert (await group.get("host-1", "sg-compute")).verdict.reason == "left"
+
+
+async def test_a_hung_store_does_not_keep_the_member(group: ServiceGroup) -> None:
+    from sg.group import LEAVE_ORDER_GRACE
+
+    hb = group.heartbeat(spec())  # beats only when told, so nothing re-joins behind the test
+    assert await hb.beat_once()
+    assert await hb.beat_once()  # the second beat refreshes: the member is surely held
+    hung = anyio.Event()
+
+    async def hung_mark(key: ServiceKey) -> bool:
+        await hung.wait()
+        return True
+
+    group.store.mark_left = hung_mark  # type: ignore[method-assign]
+    with anyio.move_on_after(LEAVE_ORDER_GRACE + 0.5):
+        await group.leave(hb.member)
+    membership = await group.driver.members([hb.member])
+    # The db driver holds nothing to remove; every other driver has dropped the member.
+    assert membership[hb.member.key] is (group.driver.name == "db")

@@ -108,8 +108,8 @@ async def test_sigterm_is_down_within_1s_and_deletes_the_key(setup_3s: tuple[Set
         )
         assert proc.wait(5) == 0
     assert took <= 1.0
-    # Leaving deletes the key and marks the record concurrently: either may land first.
-    assert status.verdict.reason in ("left", "not_joined")
+    # Leaving marks the record before it deletes the key: readers never see not_joined.
+    assert status.verdict.reason == "left"
     status = await reader.get(HOST, BINARY)
     assert (status.verdict.state, status.verdict.reason) == ("down", "left")
     assert (await reader.driver.members([member]))[member.key] is False
