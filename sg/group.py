@@ -239,9 +239,9 @@ class ServiceGroup:
         """Check both backends concurrently, each under its deadline (for health checks).
 
         Returns ``{"store": error, "driver": error}`` where ``error`` is ``None`` when
-        the backend answered. The store is pinged. A driver with a ``ping()`` method is
-        pinged; the Driver protocol has none, so any other driver is asked for one
-        sentinel member: one round trip, and an answer of ``None`` means unreachable.
+        the backend answered. The store is pinged; the Driver protocol has no ping, so
+        the driver is asked for one sentinel member: one round trip, and an answer of
+        ``None`` means unreachable.
         """
         errors: dict[str, str | None] = {}
 
@@ -253,14 +253,9 @@ class ServiceGroup:
                 errors["store"] = str(exc)
 
         async def driver() -> None:
-            probe = getattr(self.driver, "ping", None)
+            sentinel = Service(host="sg-ping", binary="sg-ping", topic="sg-ping")
             try:
                 with anyio.fail_after(self.driver_timeout):
-                    if callable(probe):
-                        await probe()
-                        errors["driver"] = None
-                        return
-                    sentinel = Service(host="sg-ping", binary="sg-ping", topic="sg-ping")
                     answer = await self.driver.members([sentinel])
             except TimeoutError:
                 errors["driver"] = f"{self.driver.name}: no answer within {self.driver_timeout:g}s"
