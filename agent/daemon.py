@@ -118,6 +118,13 @@ def _compose(*observers: BeatObserver | None) -> BeatObserver | None:
     return both
 
 
+def _require_services(settings: Settings) -> None:
+    """Refuse a configuration with no ``[[service]]``: at start and at reload alike."""
+    if not settings.services:
+        where = settings.source or "the configuration"
+        raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
+
+
 def _only_config_error(exc: BaseException) -> ConfigError | None:
     """``exc`` itself, or the first of the exceptions an exception group holds, when
     it (they all) are configuration errors; else ``None``."""
@@ -141,9 +148,7 @@ class Agent:
         observer: BeatObserver | None = None,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
-        if not settings.services:
-            where = settings.source or "the configuration"
-            raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
+        _require_services(settings)
         self.settings = settings
         self.notifier = notifier or Notifier(None)
         #: Passed to every heartbeat (the metrics hook).
@@ -342,8 +347,7 @@ class Agent:
         source = self.settings.source
         try:
             new = load_settings(source)
-            if not new.services:
-                raise ConfigError(f"{new.source or 'the configuration'}: no [[service]] tables")
+            _require_services(new)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc), config=str(source))
             return
