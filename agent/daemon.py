@@ -125,18 +125,6 @@ def _require_services(settings: Settings) -> None:
         raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
 
 
-def _only_config_error(exc: BaseException) -> ConfigError | None:
-    """``exc`` itself, or the first of the exceptions an exception group holds, when
-    it (they all) are configuration errors; else ``None``."""
-    if isinstance(exc, ConfigError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        found = [_only_config_error(inner) for inner in exc.exceptions]
-        if found and all(f is not None for f in found):
-            return found[0]
-    return None
-
-
 class Agent:
     """Runs the heartbeats of ``settings.services`` until a stop signal."""
 
@@ -210,12 +198,8 @@ class Agent:
             with self._main:
                 try:
                     await group.__aenter__()
-                except (ConfigError, BaseExceptionGroup) as exc:
-                    # The backends open in a task group: the error may come wrapped.
-                    fatal = _only_config_error(exc)
-                    if fatal is None:
-                        raise
-                    self._fatal = fatal
+                except ConfigError as exc:
+                    self._fatal = exc
                     return
                 async with anyio.create_task_group() as tg:
                     self._tg = tg

@@ -99,18 +99,28 @@ class ServiceGroup:
 
     async def __aenter__(self) -> Self:
         """Connect both backends. A backend that is down now is logged, not fatal:
-        backends reconnect on use, so an agent can start before its database."""
+        backends reconnect on use, so an agent can start before its database.
+
+        A backend that refuses the configuration (say a schema newer than this release)
+        raises :class:`ConfigError` itself, not wrapped in an exception group.
+        """
+        refused: list[ConfigError] = []
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._open_one, self.store, self.store_timeout)
-            tg.start_soon(self._open_one, self.driver, self.driver_timeout)
+            tg.start_soon(self._open_one, self.store, self.store_timeout, refused)
+            tg.start_soon(self._open_one, self.driver, self.driver_timeout, refused)
+        if refused:
+            await self.aclose()
+            raise refused[0]
         return self
 
-    async def _open_one(self, backend: Store | Driver, timeout: float) -> None:
+    async def _open_one(self, backend: Store | Driver, timeout: float, refused: list[ConfigError]) -> None:
         try:
             with anyio.fail_after(timeout):
                 await backend.open()
         except (BackendUnavailable, TimeoutError) as exc:
             log.warning("backend_unavailable_at_start", backend=backend.name, error=str(exc))
+        except ConfigError as exc:
+            refused.append(exc)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -191,3 +191,16 @@ async def test_backend_unreachable_exits_69(tmp_path: Path) -> None:
     assert done.returncode == 69
     assert "postgresql unavailable" in done.stderr
     assert "pw-not-shown" not in done.stderr + done.stdout
+
+
+def test_sgctl_reports_a_newer_schema_as_a_configuration_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "services.db"
+    assert sgctl("--store", f"sqlite://{db}", "service", "list").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO sg_schema (version) VALUES (99)")
+    done = sgctl("--store", f"sqlite://{db}", "service", "list")
+    assert done.returncode == 78
+    assert "schema version 99, newer than this release" in done.stderr
+    assert "Traceback" not in done.stderr
