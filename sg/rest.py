@@ -390,9 +390,19 @@ def create_app(settings: Settings, *, group: ServiceGroup | None = None) -> Star
         if not owned:
             yield
             return
-        async with the_group:
+        try:
+            await the_group.__aenter__()
+        except ConfigError as exc:
+            # For example a database whose schema is newer than this release: main()
+            # exits 78 on it, as sg-agent and sgctl do.
+            app.state.config_error = exc
+            log.error("configuration_error", error=str(exc))
+            raise
+        try:
             log.info("api_started", store=the_group.store.name, driver=the_group.driver.name)
             yield
+        finally:
+            await the_group.aclose()
         log.info("api_stopped")
 
     routes = [
@@ -476,7 +486,14 @@ def main(argv: list[str] | None = None) -> int:
             self._captured_signals.clear()
 
     server = Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:
+        # uvicorn exits on a failed start-up; a refused configuration is ours to report.
+        if getattr(app.state, "config_error", None) is None:
+            raise
+    if getattr(app.state, "config_error", None) is not None:
+        return EXIT_CONFIG
     return 0 if server.started else 1
 
 

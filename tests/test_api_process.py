@@ -184,6 +184,21 @@ def test_bad_config_exits_78(tmp_path: Path) -> None:
     assert b"listen" in done.stderr + done.stdout
 
 
+def test_database_schema_newer_than_the_api_exits_78(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "services.db"
+    path = tmp_path / "sg.toml"
+    path.write_text(f'store = "sqlite://{db}"\n[api]\nlisten = "127.0.0.1:{free_port()}"\n', encoding="utf-8")
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE sg_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO sg_schema (version) VALUES (99)")
+    done = subprocess.run([*sg_api_command(), "--config", str(path)], capture_output=True, timeout=30)
+    assert done.returncode == 78
+    assert b'"event": "configuration_error"' in done.stderr + done.stdout
+    assert b"schema version 99, newer than this release" in done.stderr + done.stdout
+
+
 def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     api = start_api(tmp_path, config_for(f"sqlite://{tmp_path}/s.db"))
     stop_pid(api.proc)
