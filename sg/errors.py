@@ -7,6 +7,9 @@ aiomcache to handle a failure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "BackendTimeout",
     "BackendUnavailable",
@@ -15,6 +18,7 @@ __all__ = [
     "NotFound",
     "Refused",
     "SGError",
+    "translate_errors",
 ]
 
 
@@ -55,3 +59,18 @@ class NotFound(SGError):
 
 class Refused(SGError):
     """The operation was refused, for example deleting a live service unforced."""
+
+
+@contextmanager
+def translate_errors(backend: str, what: str, faults: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Re-raise a backend's own exceptions (``faults``) as :class:`BackendUnavailable`.
+
+    The one way every backend maps a foreign exception at its boundary
+    (``raise ... from``); :class:`SGError` and cancellation pass through untouched.
+    """
+    try:
+        yield
+    except SGError:
+        raise
+    except faults as exc:
+        raise BackendUnavailable(backend, f"{what}: {type(exc).__name__}: {exc}") from exc

@@ -16,6 +16,8 @@ from sg.errors import InvalidName
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MAX_VERSION",
+    "Member",
     "Reason",
     "Service",
     "ServiceEvent",
@@ -24,10 +26,14 @@ __all__ = [
     "State",
     "Verdict",
     "validate_name",
+    "validate_version",
 ]
 
 #: Longest host, binary or topic accepted, in characters (Nova allows 255).
 MAX_NAME_LENGTH = 255
+
+#: Largest ``version`` accepted: a signed 32-bit integer, what every store can hold.
+MAX_VERSION = 2**31 - 1
 
 #: Exactly the Unicode categories Cc (C0, DEL, C1), Cs (surrogates), Zl and Zp:
 #: characters that break log lines, terminals and key syntaxes. A regex, because
@@ -70,6 +76,16 @@ def validate_name(field_name: str, value: object) -> str:
     return value
 
 
+def validate_version(value: object) -> int:
+    """Return ``value`` if it is an acceptable version (0 to :data:`MAX_VERSION`), else
+    raise :class:`InvalidName` naming the field ``version``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidName("version", value, "must be an integer")
+    if not 0 <= value <= MAX_VERSION:
+        raise InvalidName("version", value, f"must be from 0 to {MAX_VERSION}")
+    return value
+
+
 class ServiceKey(NamedTuple):
     """The identity of a service: ``(host, binary)`` is unique."""
 
@@ -80,6 +96,31 @@ class ServiceKey(NamedTuple):
     def of(cls, host: str, binary: str) -> ServiceKey:
         """Build a key from validated names."""
         return cls(validate_name("host", host), validate_name("binary", binary))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What a heartbeat reports: the service's identity, its group and its version.
+
+    The values that ``join()`` and :class:`~sg.heartbeat.Heartbeat` take; validated
+    once, here.
+    """
+
+    host: str
+    binary: str
+    topic: str
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        validate_name("host", self.host)
+        validate_name("binary", self.binary)
+        validate_name("topic", self.topic)
+        validate_version(self.version)
+
+    @property
+    def key(self) -> ServiceKey:
+        """The ``(host, binary)`` identity."""
+        return ServiceKey(self.host, self.binary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +154,17 @@ class Service:
         validate_name("host", self.host)
         validate_name("binary", self.binary)
         validate_name("topic", self.topic)
-        if isinstance(self.version, bool) or not isinstance(self.version, int):
-            raise InvalidName("version", self.version, "must be an integer")
-        if self.version < 0:
-            raise InvalidName("version", self.version, "must not be negative")
+        validate_version(self.version)
 
     @property
     def key(self) -> ServiceKey:
         """The ``(host, binary)`` identity."""
         return ServiceKey(self.host, self.binary)
+
+    @property
+    def member(self) -> Member:
+        """The record's identity, group and version, as a heartbeat reports them."""
+        return Member(self.host, self.binary, self.topic, self.version)
 
 
 @dataclass(frozen=True, slots=True)
