@@ -12,7 +12,8 @@ import structlog
 
 from agent.daemon import Agent
 from agent.notify import Notifier
-from sg.config import add_config_argument, load_settings
+from agent.settings import load_agent_settings
+from sg.config import add_config_argument
 from sg.errors import ConfigError
 from sg.logsetup import add_logging_arguments, configure_logging
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, json=args.log_json)
     log = structlog.get_logger("agent")
     try:
-        settings = load_settings(args.config)
+        settings = load_agent_settings(args.config)
         agent = Agent(settings, notifier=Notifier.take_from_environ(), on_stop=_arm_stop_deadline)
     except ConfigError as exc:
         log.error("configuration_error", error=str(exc))

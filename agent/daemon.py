@@ -30,11 +30,12 @@ from anyio.abc import TaskGroup
 
 from agent.checks import build_check
 from agent.notify import Notifier
-from sg.config import ServiceSpec, Settings, load_settings
+from agent.settings import AgentSettings, ServiceSpec, load_agent_settings
 from sg.errors import ConfigError
 from sg.group import ServiceGroup
 from sg.heartbeat import BeatObserver, Heartbeat
 from sg.model import ServiceKey
+from sg.timings import Timings
 
 if TYPE_CHECKING:
     from agent.metrics import AgentMetrics
@@ -49,15 +50,10 @@ LEAVE_TIMEOUT = 0.6
 #: Bound on closing the backends after every service has left (where a backend's
 #: close can be bounded at all; the entry point's hard deadline covers the rest).
 CLOSE_TIMEOUT = 0.25
-#: Settings a reload cannot change: the backends are built from them at start.
-RESTART_ONLY = (
-    "store",
-    "driver",
-    "service_down_time",
-    "store_timeout",
-    "driver_timeout",
-    "metrics_listen",
-)
+#: Settings a reload cannot change: the backends (and the metrics server) are built
+#: from them at start. The timings a reload cannot change are the backends' to say
+#: (:data:`sg.backends.RESTART_ONLY_TIMINGS`).
+RESTART_ONLY = ("store", "driver", "metrics_listen")
 #: Least time between two STATUS-only notifications.
 STATUS_EVERY = 1.0
 
@@ -84,15 +80,14 @@ class ServiceRunner:
         self.scope.cancel()
         await self.done.wait()
 
-    def update(self, spec: ServiceSpec, default_interval: float) -> None:
-        """Apply a new check or report interval in place (same topic and version)."""
+    def update(self, spec: ServiceSpec, timings: Timings) -> None:
+        """Apply a new check or report interval in place (same member)."""
         self.spec = spec
-        self.heartbeat.spec = spec
-        self.heartbeat.gate = build_check(spec.check, spec.effective_check_timeout(default_interval))
-        self.heartbeat.set_report_interval(spec.interval(default_interval))
+        self.heartbeat.gate = build_check(spec.check, spec.effective_check_timeout(timings))
+        self.heartbeat.set_report_interval(spec.report_interval)
 
 
-def _metrics(settings: Settings) -> AgentMetrics | None:
+def _metrics(settings: AgentSettings) -> AgentMetrics | None:
     """The agent's metrics when ``metrics_listen`` is set (issue #5); needs prometheus-client."""
     if settings.metrics_listen is None:
         return None
@@ -118,32 +113,25 @@ def _compose(*observers: BeatObserver | None) -> BeatObserver | None:
     return both
 
 
-def _require_services(settings: Settings) -> None:
-    """Refuse a configuration with no ``[[service]]``: at start and at reload alike."""
-    if not settings.services:
-        where = settings.source or "the configuration"
-        raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
-
-
 class Agent:
     """Runs the heartbeats of ``settings.services`` until a stop signal."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AgentSettings,
         *,
         notifier: Notifier | None = None,
         observer: BeatObserver | None = None,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
-        _require_services(settings)
+        settings.require_services()
         self.settings = settings
         self.notifier = notifier or Notifier(None)
         #: Passed to every heartbeat (the metrics hook).
         self.observer = observer
         self.on_stop = on_stop
         # Built now, so a bad URL or a missing extra is a configuration error at start-up.
-        self.group = ServiceGroup.from_settings(settings)
+        self.group = ServiceGroup.from_settings(settings.library)
         self.runners: dict[ServiceKey, ServiceRunner] = {}
         self.stopping = anyio.Event()
         self.metrics = _metrics(settings)  # metrics (issue #5)
@@ -189,8 +177,8 @@ class Agent:
             store=group.store.name,
             driver=group.driver.name,
             services=len(self.settings.services),
-            report_interval=self.settings.report_interval,
-            service_down_time=self.settings.service_down_time,
+            report_interval=self.settings.timings.report_interval,
+            service_down_time=self.settings.timings.service_down_time,
         )
         self.notifier.status(f"starting: {len(self.settings.services)} services")
         try:
@@ -220,11 +208,11 @@ class Agent:
 
     def _start(self, spec: ServiceSpec) -> None:
         assert self._tg is not None
-        interval = self.group.report_interval
         heartbeat = self.group.heartbeat(
-            spec,
+            spec.member,
+            interval=spec.report_interval,
             observer=self.observer,
-            gate=build_check(spec.check, spec.effective_check_timeout(interval)),
+            gate=build_check(spec.check, spec.effective_check_timeout(self.settings.timings)),
             leave_timeout=LEAVE_TIMEOUT,
         )
         runner = ServiceRunner(spec, heartbeat)
@@ -294,7 +282,7 @@ class Agent:
         last_ping = time.monotonic()
         last_status = 0.0
         watchdog = self.notifier.watchdog_interval
-        interval = self.settings.report_interval
+        interval = self.settings.timings.report_interval
         if watchdog is not None and watchdog < 2 * interval:
             log.warning("watchdog_too_short", watchdog_s=watchdog, report_interval=interval)
         while True:
@@ -330,21 +318,20 @@ class Agent:
     async def _reload(self) -> None:
         source = self.settings.source
         try:
-            new = load_settings(source)
-            _require_services(new)
+            new = load_agent_settings(source)
+            new.require_services()
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc), config=str(source))
             return
-        fixed = [key for key in RESTART_ONLY if getattr(new, key) != getattr(self.settings, key)]
-        if fixed:
-            log.error(
-                "reload_refused",
-                error=f"changing {', '.join(fixed)} needs a restart of the agent",
-                config=str(source),
-            )
+        old = self.settings
+        fixed = [key for key in RESTART_ONLY if _setting(new, key) != _setting(old, key)]
+        try:
+            if fixed:
+                raise ConfigError(f"changing {', '.join(fixed)} needs a restart")
+            self.group.backends.update_timings(new.timings)
+        except ConfigError as exc:
+            log.error("reload_refused", error=f"{exc} of the agent", config=str(source))
             return
-        self.group.report_interval = new.report_interval
-        self.group.max_clock_skew = new.max_clock_skew
         wanted = {ServiceKey(spec.host, spec.binary): spec for spec in new.services}
         removed = [key for key in self.runners if key not in wanted]
         replaced: list[ServiceKey] = []
@@ -353,11 +340,9 @@ class Agent:
             runner = self.runners.get(key)
             if runner is None:
                 continue
-            if (spec.topic, spec.version) != (runner.spec.topic, runner.spec.version):
+            if spec.member != runner.spec.member:
                 replaced.append(key)
-            elif spec != runner.spec or runner.heartbeat.report_interval != spec.interval(
-                new.report_interval
-            ):
+            elif spec != runner.spec or spec.interval(old.timings) != spec.interval(new.timings):
                 updated.append(key)
         # Old members leave before their replacements join: a late leave of the old
         # runner must not mark the new record left.
@@ -369,7 +354,7 @@ class Agent:
             if self.metrics is not None:  # metrics (issue #5): no series for a removed service
                 self.metrics.heartbeats.pop(key, None)
         for key in updated:
-            self.runners[key].update(wanted[key], new.report_interval)
+            self.runners[key].update(wanted[key], new.timings)
         added = [key for key in wanted if key not in self.runners]
         for key in added:
             self._start(wanted[key])
@@ -383,3 +368,8 @@ class Agent:
             updated=[key.binary for key in updated],
             services=len(self.runners),
         )
+
+
+def _setting(settings: AgentSettings, key: str) -> object:
+    """A restart-only setting, from the agent's own or the library's part."""
+    return getattr(settings, key) if key == "metrics_listen" else getattr(settings.library, key)

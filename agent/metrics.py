@@ -37,7 +37,7 @@ MAX_REQUEST = 8192
 
 
 def _labels(hb: Heartbeat) -> list[str]:
-    return [hb.spec.topic, hb.spec.binary, hb.spec.host]
+    return [hb.member.topic, hb.member.binary, hb.member.host]
 
 
 class _Stats(Collector):

@@ -4,7 +4,8 @@ A service is up only when its SQL record is fresh *and* its liveness driver
 (``db``, ``zookeeper``, ``memcached``) still holds it.
 """
 
-from sg.config import ServiceSpec, Settings, load_settings
+from sg.backends import Backends
+from sg.config import Settings, load_settings
 from sg.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -16,22 +17,25 @@ from sg.errors import (
 )
 from sg.group import ServiceGroup
 from sg.heartbeat import Heartbeat, HeartbeatStats
-from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
+from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
+from sg.timings import Timings
 
 __all__ = [
-    # the group and its heartbeat
+    # the group, its heartbeat and its backends
     "ServiceGroup",
     "Heartbeat",
     "HeartbeatStats",
+    "Backends",
     # values
+    "Member",
     "Service",
     "ServiceEvent",
     "ServiceKey",
     "ServiceStatus",
     "Verdict",
     # configuration
-    "ServiceSpec",
     "Settings",
+    "Timings",
     "load_settings",
     # errors
     "SGError",

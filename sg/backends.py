@@ -1,21 +1,65 @@
-"""Choose a store or driver class from a URL scheme, through entry points.
+"""Backends: the store and the driver, each call under its deadline, failures mapped once.
 
-Backends register under the entry-point groups ``sg.stores`` and ``sg.drivers``
-so that a third party can add one. An entry point may name the extra it needs
-(``"sg.store.postgres:PostgresStore [postgres]"``); when its import fails, the
-error says which extra to install.
+Everything above this module (the group, the heartbeat, the watch) reaches the
+store and the driver through a :class:`Backends`; nothing else wraps a backend
+call in a deadline. A backend maps its own exceptions at its boundary
+(:func:`~sg.errors.translate_errors`); what still escapes it is mapped here, by
+:data:`FAILURES`.
+
+Backend classes are chosen by URL scheme through the entry-point groups
+``sg.stores`` and ``sg.drivers``, so a third party can add one. An entry point
+may name the extra it needs (``"sg.store.postgresql:PostgresStore [postgres]"``);
+when its import fails, the error says which extra to install.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sg.config import redact_url
-from sg.errors import ConfigError
+import anyio
+import structlog
 
-__all__ = ["load_backend_class", "scheme_of"]
+from sg.drivers.base import ChangeNotifier, Driver, Membership
+from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
+from sg.model import Member, Service
+from sg.redact import redact_url
+from sg.store.base import Store
+from sg.timings import Timings
+
+__all__ = [
+    "FAILURES",
+    "LEAVE_ORDER_GRACE",
+    "RESTART_ONLY_TIMINGS",
+    "Backends",
+    "load_backend_class",
+    "load_driver",
+    "load_store",
+    "scheme_of",
+]
+
+log = structlog.get_logger("sg.backends")
+
+T = TypeVar("T")
+
+#: What escapes a backend call, and what it becomes: the one table of failure mapping.
+#: (Deadlines become :class:`BackendTimeout`; an ``OSError`` a backend did not map
+#: is still a backend fault, never a crash of the caller.)
+FAILURES: tuple[tuple[type[BaseException], type[BackendUnavailable]], ...] = (
+    (TimeoutError, BackendTimeout),
+    (OSError, BackendUnavailable),
+)
+
+#: How long ``leave`` lets the driver wait for the store's ``left`` mark (seconds).
+LEAVE_ORDER_GRACE = 0.2
+
+#: Timings the backends were built with, which a running process cannot change.
+RESTART_ONLY_TIMINGS = ("service_down_time", "store_timeout", "driver_timeout")
+
+
+# -- URL -> class -------------------------------------------------------------------------
 
 
 def scheme_of(url: str, kind: str) -> str:
@@ -29,29 +73,209 @@ def scheme_of(url: str, kind: str) -> str:
     return scheme.lower()
 
 
-def _entry_points(group: str) -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=group)}
-
-
 def load_backend_class(group: str, url: str, kind: str) -> Any:
-    """Return the class registered in ``group`` for the scheme of ``url``."""
+    """Return the class registered in entry-point ``group`` for the scheme of ``url``."""
     scheme = scheme_of(url, kind)
-    available = _entry_points(group)
+    available = {ep.name: ep for ep in entry_points(group=group)}
     ep = available.get(scheme)
     if ep is None:
         known = ", ".join(sorted(available)) or "none (is servicegroup installed?)"
         raise ConfigError(f"unknown {kind} scheme {scheme!r} in {redact_url(url)!r}; known: {known}")
-    return load_entry_point(ep, kind)
+    return _load_entry_point(ep, kind)
 
 
-def load_entry_point(ep: EntryPoint, kind: str) -> Any:
-    """Load one backend entry point, naming the missing extra if its import fails."""
-    scheme = ep.name
+def _load_entry_point(ep: EntryPoint, kind: str) -> Any:
     try:
         return ep.load()
     except ImportError as exc:
         extra = ",".join(ep.extras) if ep.extras else None
         hint = f"pip install 'servicegroup[{extra}]'" if extra else "check the installation"
         raise ConfigError(
-            f"{kind} scheme {scheme!r} needs a package that is not installed ({exc.name or exc}): {hint}"
+            f"{kind} scheme {ep.name!r} needs a package that is not installed ({exc.name or exc}): {hint}"
         ) from exc
+
+
+def load_store(url: str, timings: Timings) -> Store:
+    """Build (not yet open) the store for ``url``, chosen by its scheme."""
+    cls: type[Store] = load_backend_class("sg.stores", url, "store")
+    return cls.from_url(url, timings)
+
+
+def load_driver(url: str, timings: Timings) -> Driver:
+    """Build (not yet open) the driver for ``url``, chosen by its scheme."""
+    cls: type[Driver] = load_backend_class("sg.drivers", url, "driver")
+    return cls.from_url(url, timings)
+
+
+# -- calls under deadlines ------------------------------------------------------------------
+
+
+def _mapped(backend: str, what: str, timeout: float, exc: BaseException) -> BackendUnavailable | None:
+    for foreign, ours in FAILURES:
+        if isinstance(exc, foreign):
+            if ours is BackendTimeout:
+                return BackendTimeout(backend, f"{what}: no answer within {timeout:g}s")
+            return ours(backend, f"{what}: {type(exc).__name__}: {exc}")
+    return None
+
+
+class Backends:
+    """A store and a driver with the :class:`~sg.timings.Timings` they work to.
+
+    The one owner of deadlines: :meth:`store_call` and :meth:`driver_call` run a
+    call under ``store_timeout`` / ``driver_timeout`` (or a shorter bound given)
+    and raise only :mod:`sg.errors` exceptions.
+    """
+
+    def __init__(self, store: Store, driver: Driver, timings: Timings) -> None:
+        self.store = store
+        self.driver = driver
+        self._timings = timings
+
+    @classmethod
+    def from_urls(cls, store_url: str, driver_url: str, timings: Timings) -> Backends:
+        """Build the store and driver named by the URLs (not yet opened)."""
+        return cls(load_store(store_url, timings), load_driver(driver_url, timings), timings)
+
+    @property
+    def timings(self) -> Timings:
+        """The timings in force."""
+        return self._timings
+
+    def update_timings(self, timings: Timings) -> None:
+        """Use ``timings`` from now on (a reload). The backends were built with
+        :data:`RESTART_ONLY_TIMINGS`; changing them is a :class:`ConfigError`."""
+        changed = [n for n in RESTART_ONLY_TIMINGS if getattr(timings, n) != getattr(self._timings, n)]
+        if changed:
+            raise ConfigError(f"changing {', '.join(changed)} needs a restart")
+        self._timings = timings
+
+    @property
+    def notifier(self) -> ChangeNotifier | None:
+        """The driver, if it can push membership changes."""
+        return self.driver if isinstance(self.driver, ChangeNotifier) else None
+
+    def __repr__(self) -> str:
+        return f"Backends(store={self.store.name}, driver={self.driver.name})"
+
+    async def _call(self, backend: str, what: str, call: Awaitable[T], timeout: float) -> T:
+        try:
+            with anyio.fail_after(timeout):
+                return await call
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            mapped = _mapped(backend, what, timeout, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def store_call(self, what: str, call: Awaitable[T], *, timeout: float | None = None) -> T:
+        """Await a store call under ``store_timeout`` (or ``timeout``)."""
+        bound = self._timings.store_timeout if timeout is None else timeout
+        return await self._call(self.store.name, what, call, bound)
+
+    async def driver_call(self, what: str, call: Awaitable[T], *, timeout: float | None = None) -> T:
+        """Await a driver call under ``driver_timeout`` (or ``timeout``)."""
+        bound = self._timings.driver_timeout if timeout is None else timeout
+        return await self._call(self.driver.name, what, call, bound)
+
+    async def membership(self, services: Sequence[Service | Member]) -> tuple[Membership, str | None]:
+        """Ask the driver which ``services`` it holds; on failure return the error instead."""
+        if not services:
+            return {}, None
+        try:
+            return await self.driver_call("members", self.driver.members(services)), None
+        except BackendUnavailable as exc:
+            return {}, str(exc)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect both backends concurrently. A backend that is down now is logged, not
+        fatal (backends reconnect on use, so an agent can start before its database);
+        one that refuses the configuration raises :class:`ConfigError` itself."""
+        refused: list[ConfigError] = []
+
+        async def open_one(backend: Store | Driver, call: Any) -> None:
+            try:
+                await call(backend.open())
+            except BackendUnavailable as exc:
+                log.warning("backend_unavailable_at_start", backend=backend.name, error=str(exc))
+            except ConfigError as exc:
+                refused.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(open_one, self.store, lambda c: self.store_call("open", c))
+            tg.start_soon(open_one, self.driver, lambda c: self.driver_call("open", c))
+        if refused:
+            await self.close()
+            raise refused[0]
+
+    async def close(self) -> None:
+        """Close both backends, shielded and bounded."""
+
+        async def close_one(backend: Store | Driver, timeout: float) -> None:
+            with anyio.move_on_after(timeout) as scope:
+                try:
+                    await backend.close()
+                except (BackendUnavailable, OSError) as exc:
+                    log.warning("backend_close_failed", backend=backend.name, error=str(exc))
+            if scope.cancelled_caught:
+                log.warning("backend_close_timed_out", backend=backend.name, timeout=timeout)
+
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(close_one, self.driver, self._timings.driver_timeout)
+                tg.start_soon(close_one, self.store, self._timings.store_timeout)
+
+    async def ping(self) -> dict[str, str | None]:
+        """Ping both backends concurrently: ``{"store": error, "driver": error}``, each
+        ``None`` when that backend answered (every server of it, for the driver)."""
+        errors: dict[str, str | None] = {}
+
+        async def one(name: str, call: Awaitable[None]) -> None:
+            try:
+                await call
+                errors[name] = None
+            except BackendUnavailable as exc:
+                errors[name] = str(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, "store", self.store_call("ping", self.store.ping()))
+            tg.start_soon(one, "driver", self.driver_call("ping", self.driver.ping()))
+        return errors
+
+    async def leave(self, member: Member) -> None:
+        """Mark the record ``left`` and remove the driver member, concurrently.
+
+        The member is removed once the record is marked, so readers see ``left``
+        rather than a passing ``not_joined`` (which looks like a crash), but never
+        later than :data:`LEAVE_ORDER_GRACE` after the start: a slow store must not
+        keep a stopped service's member alive. Raises the first failure.
+        """
+        errors: list[BackendUnavailable] = []
+        marked = anyio.Event()
+
+        async def from_driver() -> None:
+            with anyio.move_on_after(LEAVE_ORDER_GRACE):
+                await marked.wait()
+            try:
+                await self.driver_call("leave", self.driver.leave(member))
+            except BackendUnavailable as exc:
+                errors.append(exc)
+
+        async def in_store() -> None:
+            try:
+                await self.store_call("mark_left", self.store.mark_left(member.key))
+            except BackendUnavailable as exc:
+                errors.append(exc)
+            finally:
+                marked.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(from_driver)
+            tg.start_soon(in_store)
+        if errors:
+            raise errors[0]
+

@@ -1,57 +1,55 @@
-"""Settings: one TOML format for the agent and the CLI.
+"""The library's settings and the loader of the one TOML file every program reads.
 
 Precedence, lowest first: built-in defaults < the TOML file < environment
 (``SG_*``) < explicit overrides (command-line flags). The file is found from
 ``--config``, then ``$SG_CONFIG``, then ``./servicegroup.toml``, then
 ``/etc/servicegroup/servicegroup.toml``. Unknown keys and wrong types are errors
 that name the key and the file.
+
+The library reads the store, the driver and the five timings. The tables that
+belong to an application (``[[service]]`` and ``metrics_listen`` for sg-agent,
+``[api]`` for sg-api) are kept unparsed in :attr:`Settings.sections`; each
+application validates its own (``agent/settings.py``, ``sg/api/settings.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import socket
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from sg.checkspec import CheckSpec, parse_check
-from sg.errors import ConfigError, InvalidName
-from sg.model import validate_name
-from sg.redact import redact_url
+from sg.errors import ConfigError
+from sg.timings import TIMING_NAMES, Timings
 
 __all__ = [
-    "add_config_argument",
-    "DEFAULT_API_LISTEN",
-    "DEFAULT_CHECK_TIMEOUT",
+    "APPLICATION_KEYS",
     "DEFAULT_CONFIG_PATHS",
     "DEFAULT_DRIVER",
     "DEFAULT_STORE",
-    "MIN_DOWN_TIME_FACTOR",
-    "MIN_TOKEN_LENGTH",
-    "ApiSettings",
-    "ServiceSpec",
     "Settings",
+    "add_config_argument",
+    "boolean",
     "find_config_file",
+    "integer",
     "load_settings",
+    "number",
     "parse_listen",
-    "redact_url",
+    "read_table",
+    "string",
+    "strings",
 ]
 
 DEFAULT_STORE = "sqlite:///var/lib/servicegroup/services.db"
 DEFAULT_DRIVER = "db://"
 DEFAULT_CONFIG_PATHS = (Path("servicegroup.toml"), Path("/etc/servicegroup/servicegroup.toml"))
-#: ``service_down_time`` must be at least this many report intervals, so that one
-#: late or lost beat never marks a live service down.
-MIN_DOWN_TIME_FACTOR = 2.5
-#: sg-api binds to loopback unless told otherwise.
-DEFAULT_API_LISTEN = "127.0.0.1:8775"
-#: Shorter bearer tokens are refused: they could be guessed.
-MIN_TOKEN_LENGTH = 16
+
+#: Top-level keys of the shared file that belong to an application, and which one.
+APPLICATION_KEYS = {"service": "sg-agent", "metrics_listen": "sg-agent", "api": "sg-api"}
 
 
 def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
@@ -64,195 +62,79 @@ def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
     return host, int(port_text)
 
 
-#: Default bound on one run of a service's local check, in seconds (and at most
-#: half the service's report interval).
-DEFAULT_CHECK_TIMEOUT = 2.0
+# -- readers of TOML values: each returns the value or raises TypeError naming the type --
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceSpec:
-    """A service this host reports for: one ``[[service]]`` table.
-
-    ``check`` gates the heartbeat: the agent beats only while it passes (see
-    :mod:`sg.checkspec`). ``report_interval`` overrides the global one for this
-    service; ``check_timeout`` bounds one run of the check.
-    """
-
-    binary: str
-    topic: str
-    host: str = field(default_factory=socket.gethostname)
-    version: int = 0
-    check: CheckSpec | None = None
-    check_timeout: float | None = None
-    report_interval: float | None = None
-
-    def __post_init__(self) -> None:
-        validate_name("host", self.host)
-        validate_name("binary", self.binary)
-        validate_name("topic", self.topic)
-        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
-            raise InvalidName("version", self.version, "must be a non-negative integer")
-        for name in ("check_timeout", "report_interval"):
-            value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value <= 0):
-                raise ConfigError(f"service {self.binary!r}: {name} must be a positive number, got {value!r}")
-
-    def interval(self, default: float) -> float:
-        """This service's report interval, given the global one."""
-        return self.report_interval or default
-
-    def effective_check_timeout(self, default_interval: float) -> float:
-        """The bound on one check run: the configured one, else the default capped at
-        half the report interval, so a slow check cannot make the beat late."""
-        if self.check_timeout is not None:
-            return self.check_timeout
-        return min(DEFAULT_CHECK_TIMEOUT, self.interval(default_interval) / 2)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    """The ``[api]`` table: how ``sg-api`` listens and whom it lets in.
-
-    ``tokens`` are bearer tokens (never shown in ``repr``); changes always need one,
-    reads too unless ``open_reads``.
-    """
-
-    tokens: tuple[str, ...] = field(default=(), repr=False)
-    open_reads: bool = False
-    listen: str = DEFAULT_API_LISTEN
-
-    def __post_init__(self) -> None:
-        parse_listen(self.listen, "[api] listen")
-        for index, token in enumerate(self.tokens):
-            # The message names the token's position, never its value.
-            if len(token) < MIN_TOKEN_LENGTH or token != token.strip() or not token.isprintable():
-                raise ConfigError(
-                    f"[api] tokens[{index}] must be at least {MIN_TOKEN_LENGTH} printable characters "
-                    "without surrounding white space"
-                )
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Validated settings; build with :func:`load_settings` or directly."""
-
-    store: str = DEFAULT_STORE
-    driver: str = DEFAULT_DRIVER
-    report_interval: float = 10.0
-    service_down_time: float = 60.0
-    store_timeout: float = 5.0
-    driver_timeout: float = 5.0
-    #: Log a warning when the store clock and this host's clock differ by more.
-    max_clock_skew: float = 2.0
-    services: tuple[ServiceSpec, ...] = ()
-    #: ``sg-api`` settings (the ``[api]`` table).
-    api: ApiSettings = field(default_factory=ApiSettings)
-    #: ``HOST:PORT`` where ``sg-agent`` serves Prometheus ``/metrics``; ``None`` is off.
-    metrics_listen: str | None = None
-    #: The file these settings were read from, if any.
-    source: Path | None = None
-
-    def __post_init__(self) -> None:
-        for name in (
-            "report_interval",
-            "service_down_time",
-            "store_timeout",
-            "driver_timeout",
-            "max_clock_skew",
-        ):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.metrics_listen is not None:
-            parse_listen(self.metrics_listen, "metrics_listen")
-        floor = MIN_DOWN_TIME_FACTOR * self.report_interval
-        if self.service_down_time < floor:
-            raise ConfigError(
-                f"service_down_time ({self.service_down_time:g}s) must be at least "
-                f"{MIN_DOWN_TIME_FACTOR:g} x report_interval ({self.report_interval:g}s), "
-                f"i.e. >= {floor:g}s"
-            )
-        for name in ("store", "driver"):
-            url = getattr(self, name)
-            if not isinstance(url, str) or ":" not in url:
-                raise ConfigError(f"{name} must be a URL such as 'scheme://...', got {url!r}")
-        seen: set[tuple[str, str]] = set()
-        for spec in self.services:
-            key = (spec.host, spec.binary)
-            if key in seen:
-                raise ConfigError(f"service host={spec.host!r} binary={spec.binary!r} is listed twice")
-            seen.add(key)
-            interval = spec.interval(self.report_interval)
-            if self.service_down_time < MIN_DOWN_TIME_FACTOR * interval:
-                raise ConfigError(
-                    f"service {spec.binary!r}: report_interval ({interval:g}s) must be at most "
-                    f"service_down_time / {MIN_DOWN_TIME_FACTOR:g} ({self.service_down_time:g}s)"
-                )
-            if spec.check_timeout is not None and spec.check_timeout > interval:
-                raise ConfigError(
-                    f"service {spec.binary!r}: check_timeout ({spec.check_timeout:g}s) must not exceed "
-                    f"its report_interval ({interval:g}s)"
-                )
-
-
-def _number(value: object) -> float:
+def number(value: object) -> float:
+    """A TOML integer or float, as a float."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("a number")
     return float(value)
 
 
-def _string(value: object) -> str:
+def string(value: object) -> str:
+    """A TOML string."""
     if not isinstance(value, str):
         raise TypeError("a string")
     return value
 
 
-def _integer(value: object) -> int:
+def integer(value: object) -> int:
+    """A TOML integer."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("an integer")
     return value
 
 
-def _boolean(value: object) -> bool:
+def boolean(value: object) -> bool:
+    """A TOML boolean."""
     if not isinstance(value, bool):
         raise TypeError("true or false")
     return value
 
 
-def _strings(value: object) -> tuple[str, ...]:
+def strings(value: object) -> tuple[str, ...]:
+    """A TOML array of strings."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise TypeError("an array of strings")
     return tuple(value)
 
 
-#: Top-level keys of the TOML file and how each is read.
-SETTINGS_KEYS: dict[str, Callable[[object], Any]] = {
-    "store": _string,
-    "driver": _string,
-    "report_interval": _number,
-    "service_down_time": _number,
-    "store_timeout": _number,
-    "driver_timeout": _number,
-    "max_clock_skew": _number,
-    "metrics_listen": _string,
-}
-#: Keys of the ``[api]`` table.
-API_KEYS: dict[str, Callable[[object], Any]] = {
-    "tokens": _strings,
-    "open_reads": _boolean,
-    "listen": _string,
-}
-#: Keys whose values are secrets: an error about them never repeats the value.
-SECRET_KEYS = frozenset({"tokens"})
-#: Keys of a ``[[service]]`` table.
-SERVICE_KEYS: dict[str, Callable[[object], Any]] = {
-    "host": _string,
-    "binary": _string,
-    "topic": _string,
-    "version": _integer,
-    "check": _string,
-    "check_timeout": _number,
-    "report_interval": _number,
+Reader = Callable[[object], Any]
+
+
+def read_table(
+    table: Mapping[str, object],
+    schema: Mapping[str, Reader],
+    where: str,
+    *,
+    secret_keys: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Read ``table`` by ``schema`` (key -> reader); unknown keys and wrong types are
+    :class:`ConfigError` naming the key and ``where``. Values of ``secret_keys`` are
+    never repeated in a message."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        reader = schema.get(key)
+        if reader is None:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"{where}: unknown key {key!r} (known keys: {known})")
+        try:
+            out[key] = reader(value)
+        except TypeError as exc:
+            shown = "a secret value" if key in secret_keys else repr(value)
+            raise ConfigError(f"{where}: key {key!r} must be {exc}, got {shown}") from exc
+    return out
+
+
+# -- the library's settings -----------------------------------------------------------------
+
+
+#: The library's top-level keys and how each is read.
+SETTINGS_KEYS: dict[str, Reader] = {
+    "store": string,
+    "driver": string,
+    **dict.fromkeys(TIMING_NAMES, number),
 }
 #: Environment variables and the setting each overrides.
 ENV_KEYS = {
@@ -263,21 +145,28 @@ ENV_KEYS = {
 }
 
 
-def _read_table(
-    table: Mapping[str, object], schema: Mapping[str, Callable[[object], Any]], where: str
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        reader = schema.get(key)
-        if reader is None:
-            known = ", ".join(sorted(schema))
-            raise ConfigError(f"{where}: unknown key {key!r} (known keys: {known})")
-        try:
-            out[key] = reader(value)
-        except TypeError as exc:
-            shown = "a secret value" if key in SECRET_KEYS else repr(value)
-            raise ConfigError(f"{where}: key {key!r} must be {exc}, got {shown}") from exc
-    return out
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The library's validated settings: backends, timings, and where they came from.
+
+    Build with :func:`load_settings`, or directly. ``sections`` holds the
+    applications' tables of the file, unparsed (see :data:`APPLICATION_KEYS`).
+    """
+
+    store: str = DEFAULT_STORE
+    driver: str = DEFAULT_DRIVER
+    timings: Timings = field(default_factory=Timings)
+    #: The file these settings were read from, if any.
+    source: Path | None = None
+    sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        for name in ("store", "driver"):
+            url = getattr(self, name)
+            if not isinstance(url, str) or ":" not in url:
+                raise ConfigError(f"{name} must be a URL such as 'scheme://...', got {url!r}")
+        if not isinstance(self.timings, Timings):
+            raise ConfigError(f"timings must be a Timings, got {self.timings!r}")
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -307,44 +196,22 @@ def find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, 
     return None
 
 
-def parse_settings(document: Mapping[str, object], where: str = "config") -> dict[str, Any]:
-    """Check a parsed TOML document and return keyword arguments for :class:`Settings`."""
-    table = dict(document)
-    raw_services = table.pop("service", [])
-    raw_api = table.pop("api", {})
-    values = _read_table(table, SETTINGS_KEYS, where)
-    if not isinstance(raw_api, dict):
-        raise ConfigError(f"{where}: 'api' must be a table ([api])")
+def read_document(path: Path) -> dict[str, object]:
+    """Parse the TOML file at ``path``; :class:`ConfigError` naming it if that fails."""
     try:
-        values["api"] = ApiSettings(**_read_table(raw_api, API_KEYS, f"{where}: [api]"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+
+
+def _timings(values: Mapping[str, Any], where: str) -> Timings:
+    given = {name: values[name] for name in TIMING_NAMES if name in values}
+    try:
+        return Timings(**given)
     except ConfigError as exc:
-        if str(exc).startswith(where):
-            raise
         raise ConfigError(f"{where}: {exc}") from exc
-    if not isinstance(raw_services, list):
-        raise ConfigError(f"{where}: 'service' must be an array of tables ([[service]])")
-    services = []
-    for index, raw in enumerate(raw_services):
-        at = f"{where}: service[{index}]"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{at} must be a table")
-        if isinstance(raw.get("binary"), str):
-            at = f"{where}: binary {raw['binary']!r} in service[{index}]"
-        fields = _read_table(raw, SERVICE_KEYS, at)
-        for required in ("binary", "topic"):
-            if required not in fields:
-                raise ConfigError(f"{at}: missing required key {required!r}")
-        if "check" in fields:
-            try:
-                fields["check"] = parse_check(fields["check"])
-            except ValueError as exc:
-                raise ConfigError(f"{at}: check {fields['check']!r}: {exc}") from exc
-        try:
-            services.append(ServiceSpec(**fields))
-        except (InvalidName, ConfigError) as exc:
-            raise ConfigError(f"{at}: {exc}") from exc
-    values["services"] = tuple(services)
-    return values
 
 
 def load_settings(
@@ -353,37 +220,42 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Load settings from file, environment and ``overrides`` (flags), in that order."""
+    """Load settings from file, environment and ``overrides`` (flags), in that order.
+
+    ``overrides`` takes ``store``, ``driver`` and the timing names; ``None`` values
+    are ignored (a flag that was not given).
+    """
     env = os.environ if env is None else env
     path = find_config_file(config, env)
     values: dict[str, Any] = {}
+    sections: dict[str, object] = {}
+    where = str(path) if path is not None else "config"
     if path is not None:
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
-        values = parse_settings(document, where=str(path))
+        document = read_document(path)
+        own = {key: value for key, value in document.items() if key not in APPLICATION_KEYS}
+        sections = {key: value for key, value in document.items() if key in APPLICATION_KEYS}
+        # The applications' keys are in the schema only so that a typo's message lists them.
+        values = read_table(own, {**SETTINGS_KEYS, **dict.fromkeys(APPLICATION_KEYS, string)}, where)
     for var, key in ENV_KEYS.items():
         raw = env.get(var)
         if raw is None or raw == "":
             continue
-        if SETTINGS_KEYS[key] is _number:
+        if SETTINGS_KEYS[key] is number:
             try:
                 values[key] = float(raw)
             except ValueError as exc:
                 raise ConfigError(f"environment {var} must be a number, got {raw!r}") from exc
         else:
             values[key] = raw
-    env_tokens = tuple(t.strip() for t in env.get("SG_API_TOKEN", "").split(",") if t.strip())
-    if env_tokens:
-        api = values.get("api", ApiSettings())
-        values["api"] = replace(api, tokens=api.tokens + env_tokens)
     for key, value in (overrides or {}).items():
+        if key not in SETTINGS_KEYS:
+            raise ConfigError(f"unknown setting {key!r} (known: {', '.join(sorted(SETTINGS_KEYS))})")
         if value is not None:
             values[key] = value
-    try:
-        return replace(Settings(), **values, source=path)
-    except InvalidName as exc:
-        raise ConfigError(str(exc)) from exc
+    return Settings(
+        store=values.get("store", DEFAULT_STORE),
+        driver=values.get("driver", DEFAULT_DRIVER),
+        timings=_timings(values, where),
+        source=path,
+        sections=MappingProxyType(sections),
+    )

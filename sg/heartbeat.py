@@ -1,7 +1,7 @@
 """The heartbeat loop, shared by ``sg-agent`` and embedded use (``group.join``).
 
-Each beat stamps the store record and refreshes the driver member, concurrently
-and each under its own deadline. A failure of either is logged once per outage
+Each beat stamps the store record and refreshes the driver member, concurrently,
+each step under one deadline kept by :class:`~sg.backends.Backends`. A failure of either is logged once per outage
 (then at 2, 4, 8, ... failures) and the loop goes on: a backend fault never ends
 it. A record deleted under a live service, or a member the driver lost, is
 re-created and counted as a re-join. On exit the service leaves, shielded and
@@ -19,18 +19,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from sg.config import ServiceSpec
+from sg.backends import Backends
 from sg.errors import BackendUnavailable
-from sg.model import Service, ServiceKey
-
-if TYPE_CHECKING:
-    from sg.group import ServiceGroup
+from sg.model import Member, ServiceKey
 
 __all__ = ["BeatObserver", "Gate", "Heartbeat", "HeartbeatStats"]
 
@@ -78,21 +74,25 @@ Gate = Callable[[], Awaitable[str | None]]
 
 
 class Heartbeat:
-    """Keeps one service alive in a :class:`~sg.group.ServiceGroup`."""
+    """Keeps one :class:`~sg.model.Member` alive through a :class:`~sg.backends.Backends`.
+
+    ``interval`` is this heartbeat's report interval; ``None`` follows the
+    ``report_interval`` of the backends' timings (and so a reload of it).
+    """
 
     def __init__(
         self,
-        group: ServiceGroup,
-        spec: ServiceSpec,
+        backends: Backends,
+        member: Member,
         *,
-        report_interval: float | None = None,
+        interval: float | None = None,
         leave_timeout: float = 0.8,
         observer: BeatObserver | None = None,
         gate: Gate | None = None,
     ) -> None:
-        self.group = group
-        self.spec = spec
-        self.report_interval = report_interval or group.report_interval
+        self.backends = backends
+        self.member = member
+        self._interval = None if interval is None else backends.timings.check_interval(interval)
         self.leave_timeout = leave_timeout
         self.observer = observer
         self.gate = gate
@@ -108,28 +108,29 @@ class Heartbeat:
         self.last_round_ok: bool | None = None
         self._wake = anyio.Event()
         self._driver_cleared = False
-        self.member = Service(host=spec.host, binary=spec.binary, topic=spec.topic, version=spec.version)
         self._registered = False
         self._joined = False
         self._skewed = False
-        self._log = log.bind(host=spec.host, binary=spec.binary, topic=spec.topic)
+        self._log = log.bind(host=member.host, binary=member.binary, topic=member.topic)
 
     @property
     def key(self) -> ServiceKey:
         """The service identity."""
         return self.member.key
 
-    def _timeout(self, backend_timeout: float) -> float:
-        # A beat slower than half the down time is as good as lost.
-        return min(backend_timeout, self.group.service_down_time / 2)
+    @property
+    def report_interval(self) -> float:
+        """Seconds between two rounds."""
+        return self.backends.timings.report_interval if self._interval is None else self._interval
 
     def poke(self) -> None:
         """Start the next round now instead of at the end of the interval."""
         self._wake.set()
 
-    def set_report_interval(self, interval: float) -> None:
-        """Beat every ``interval`` seconds from now on (the next round starts at once)."""
-        self.report_interval = interval
+    def set_report_interval(self, interval: float | None) -> None:
+        """Beat every ``interval`` seconds from now on (``None``: the timings' default);
+        the next round starts at once."""
+        self._interval = None if interval is None else self.backends.timings.check_interval(interval)
         self.poke()
 
     async def run(self, *, task_status: TaskStatus[Heartbeat] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -187,28 +188,28 @@ class Heartbeat:
         member, concurrently. Returns whether both succeeded."""
         results: dict[str, bool] = {}
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._guarded, "store", self.group.store_timeout, self._hold_store, results)
+            tg.start_soon(self._guarded, "store", self._hold_store, results)
             if not self._driver_cleared:
-                tg.start_soon(self._guarded, "driver", self.group.driver_timeout, self._hold_driver, results)
+                tg.start_soon(self._guarded, "driver", self._hold_driver, results)
         ok = all(results.values())
         if ok:
             self.last_good = time.monotonic()
         return ok
 
     async def _hold_store(self) -> None:
-        store = self.group.store
+        store = self.backends.store
         reason = self.check_failure or "check failed"
         if not self._registered:
-            await store.register(self.spec.host, self.spec.binary, self.spec.topic, self.spec.version)
+            await store.register(self.member)
             self._registered = True
         if not await store.set_check_failure(self.key, reason):
             # Deleted under us: re-create it, so the reason has a record to be read from.
-            await store.register(self.spec.host, self.spec.binary, self.spec.topic, self.spec.version)
+            await store.register(self.member)
             await store.set_check_failure(self.key, reason)
 
     async def _hold_driver(self) -> None:
         # Leave once per hold; a member left by a previous run of the agent goes too.
-        await self.group.driver.leave(self.member)
+        await self.backends.driver.leave(self.member)
         self._joined = False
         self._driver_cleared = True
 
@@ -217,8 +218,8 @@ class Heartbeat:
         began = time.monotonic()
         results: dict[str, bool] = {}
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._guarded, "store", self.group.store_timeout, self._beat_store, results)
-            tg.start_soon(self._guarded, "driver", self.group.driver_timeout, self._beat_driver, results)
+            tg.start_soon(self._guarded, "store", self._beat_store, results)
+            tg.start_soon(self._guarded, "driver", self._beat_driver, results)
         ok = all(results.values())
         self.stats.last_latency = time.monotonic() - began
         if ok:
@@ -235,14 +236,17 @@ class Heartbeat:
         return ok
 
     async def _guarded(
-        self, backend: str, timeout: float, step: Callable[[], Awaitable[None]], results: dict[str, bool]
+        self, backend: str, step: Callable[[], Awaitable[None]], results: dict[str, bool]
     ) -> None:
+        """Run one step (possibly several calls to one backend) under one deadline."""
+        timings = self.backends.timings
         try:
-            with anyio.fail_after(self._timeout(timeout)):
-                await step()
-        except TimeoutError:
-            self._failed(backend, f"no answer within {self._timeout(timeout):g}s")
-            results[backend] = False
+            if backend == "store":
+                bound = timings.beat_timeout(timings.store_timeout)
+                await self.backends.store_call("beat", step(), timeout=bound)
+            else:
+                bound = timings.beat_timeout(timings.driver_timeout)
+                await self.backends.driver_call("beat", step(), timeout=bound)
         except BackendUnavailable as exc:
             self._failed(backend, str(exc))
             results[backend] = False
@@ -280,15 +284,15 @@ class Heartbeat:
             )
 
     async def _beat_store(self) -> None:
-        store = self.group.store
+        store = self.backends.store
         if not self._registered:
-            await store.register(self.spec.host, self.spec.binary, self.spec.topic, self.spec.version)
+            await store.register(self.member)
             self._registered = True
         before = time.time()
         result = await store.beat(self.key)
         if result is None:
             # The record was deleted under a live service: put it back.
-            await store.register(self.spec.host, self.spec.binary, self.spec.topic, self.spec.version)
+            await store.register(self.member)
             result = await store.beat(self.key)
             self._rejoined("store", "record missing")
             if result is None:
@@ -297,7 +301,7 @@ class Heartbeat:
         self._check_skew(result.store_time - local)
 
     async def _beat_driver(self) -> None:
-        driver = self.group.driver
+        driver = self.backends.driver
         if not self._joined:
             await driver.join(self.member)
             self._joined = True
@@ -312,7 +316,7 @@ class Heartbeat:
 
     def _check_skew(self, skew: float) -> None:
         self.stats.clock_skew = skew
-        limit = self.group.max_clock_skew
+        limit = self.backends.timings.max_clock_skew
         if abs(skew) > limit and not self._skewed:
             self._skewed = True
             self._log.warning("clock_skew", skew_s=round(skew, 3), limit_s=limit)
@@ -323,8 +327,8 @@ class Heartbeat:
     async def leave(self) -> None:
         """Leave the group now: mark the record left and remove the driver member."""
         try:
-            await self.group.leave(self.member)
-        except (BackendUnavailable, TimeoutError) as exc:
+            await self.backends.leave(self.member)
+        except BackendUnavailable as exc:
             self._log.warning("leave_failed", error=str(exc))
         else:
             self._log.info("service_left")

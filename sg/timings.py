@@ -8,7 +8,7 @@ Nothing else declares or re-checks these numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from sg.errors import ConfigError
 
@@ -16,6 +16,7 @@ __all__ = [
     "MIN_DOWN_TIME_FACTOR",
     "MIN_REPORT_INTERVAL",
     "MIN_TIMEOUT",
+    "TIMING_NAMES",
     "Timings",
 ]
 
@@ -99,3 +100,7 @@ class Timings:
         """The deadline of one heartbeat write: a beat slower than half the down time
         is as good as lost, whatever the backend's own deadline."""
         return min(backend_timeout, self.service_down_time / 2)
+
+
+#: The names of the five timings, in order (settings keys of the same names).
+TIMING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Timings))

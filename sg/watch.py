@@ -2,49 +2,46 @@
 
 Each round lists the services (O(1) round trips) and yields the ones whose state
 changed. Between rounds it waits for the driver to report a change, when the
-driver can (a :class:`ChangeNotifier`, such as ZooKeeper's child watches), or
-for the poll interval, whichever comes first: staleness is a matter of time, so
-a round is due at least once per interval even with push notifications.
+driver can (a :class:`~sg.drivers.base.ChangeNotifier`, such as ZooKeeper's child
+watches), or for the poll interval, whichever comes first: staleness is a matter
+of time, so a round is due at least once per interval even with push notifications.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import structlog
 
+from sg.drivers.base import ChangeNotifier
 from sg.errors import BackendUnavailable
 from sg.model import ServiceEvent, ServiceKey, ServiceStatus
 
-if TYPE_CHECKING:
-    from sg.group import ServiceGroup
-
-__all__ = ["ChangeNotifier", "watch"]
+__all__ = ["Lister", "watch"]
 
 log = structlog.get_logger("sg.watch")
 
-
-@runtime_checkable
-class ChangeNotifier(Protocol):
-    """A driver that can push membership changes instead of being polled."""
-
-    async def wait_for_change(self, topic: str | None, timeout: float) -> bool:
-        """Return ``True`` as soon as a member of ``topic`` (any topic if ``None``)
-        joins or leaves, ``False`` after ``timeout`` seconds without a change."""
+#: Lists the services of a topic (all topics for ``None``) with their verdicts.
+Lister = Callable[..., Awaitable[list[ServiceStatus]]]
 
 
 async def watch(
-    group: ServiceGroup, *, topic: str | None = None, interval: float | None = None
+    list_services: Lister,
+    notifier: ChangeNotifier | None,
+    *,
+    topic: str | None = None,
+    interval: float,
 ) -> AsyncIterator[ServiceEvent]:
-    """Yield an event for every service at start, then one per state change."""
-    interval = interval or min(group.report_interval, 1.0)
-    notifier = group.driver if isinstance(group.driver, ChangeNotifier) else None
+    """Yield an event for every service at start, then one per state change.
+
+    ``list_services(topic=...)`` is called once per round; ``notifier``, when given,
+    ends the wait between rounds early.
+    """
     known: dict[ServiceKey, ServiceStatus] = {}
     while True:
         try:
-            statuses = await group.list(topic=topic)
+            statuses = await list_services(topic=topic)
         except BackendUnavailable as exc:
             log.warning("watch_list_failed", error=str(exc))
         else:

@@ -1,6 +1,6 @@
 """Local health checks as written in ``[[service]] check = "KIND:TARGET"``: parsing only.
 
-The agent runs them (``agent/checks.py``); here a check string becomes a typed,
+The agent runs them (:mod:`agent.checks.runners`); here a check string becomes a typed,
 validated value at load time, so a typo is a configuration error and never a
 service that silently reads ``down``:
 

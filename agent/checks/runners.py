@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 from anyio.abc import ByteReceiveStream, ByteStream, Process
 
-from sg.checkspec import CheckSpec, ExecCheck, HttpCheck, PidfileCheck, SystemdCheck, TcpCheck
+from agent.checks.grammar import CheckSpec, ExecCheck, HttpCheck, PidfileCheck, SystemdCheck, TcpCheck
 
 __all__ = ["Check", "build_check"]
 
