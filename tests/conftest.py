@@ -1,17 +1,13 @@
-"""Shared fixtures: every contract test runs over every store and every driver."""
+"""Fixtures for every tier: one URL fixture per store and per driver kind, parametrized.
+
+The factories live in tests/support/backends.py; a new backend adds one line there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from sg import ServiceGroup
-from tests.backends import DRIVERS, STORES
-
-#: Short timings so staleness tests finish quickly (2.5 x report_interval floor).
-REPORT_INTERVAL = 0.2
-SERVICE_DOWN_TIME = 1.0
+from tests.support.backends import DRIVERS, STORES
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -24,12 +20,3 @@ def store_url(request: pytest.FixtureRequest) -> str:
 def driver_url(request: pytest.FixtureRequest) -> str:
     """A URL of each liveness driver, private to the test."""
     return DRIVERS[request.param](request)
-
-
-@pytest.fixture
-async def group(store_url: str, driver_url: str) -> AsyncIterator[ServiceGroup]:
-    """An open ServiceGroup over each store x driver pair."""
-    async with ServiceGroup.from_urls(
-        store_url, driver_url, report_interval=REPORT_INTERVAL, service_down_time=SERVICE_DOWN_TIME
-    ) as g:
-        yield g

@@ -14,8 +14,8 @@ from sg import ServiceGroup
 from sg.errors import NotFound
 from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
-from tests.processes import agent, sgctl, write_config
-from tests.waiting import eventually
+from tests.support.processes import agent, sgctl, write_config
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -33,7 +33,7 @@ from sg.errors import BackendUnavailable, ConfigError
 from sg.model import Service, ServiceEvent, ServiceKey
 from sg.testing.servers import free_port
 from sg.testing.zookeeper import ZooKeeperServer, expire_session, session_password
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 T = TypeVar("T")
 REPORT_INTERVAL = 0.5

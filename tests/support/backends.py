@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
+#: Short timings for the contract suite, so staleness tests finish quickly (2.5 x floor).
+REPORT_INTERVAL = 0.2
+SERVICE_DOWN_TIME = 1.0
+
 UrlFactory = Callable[[pytest.FixtureRequest], str]
 
 

@@ -6,53 +6,20 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from agent.checks import Check
-from sg.checkspec import parse_check
+from agent.checks.grammar import parse_check
 from sg.testing import free_port
-from tests.waiting import eventually
+from tests.support.servers import HttpServer, listener
+from tests.support.waiting import eventually
 
 
 def check(text: str, timeout: float = 2.0) -> Check:
     return Check(parse_check(text), timeout)
-
-
-class HttpServer:
-    """A real HTTP server on a free loopback port answering ``status``."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        #: When set, requests without this Authorization header get 401.
-        self.authorization: str | None = None
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                allowed = (
-                    outer.authorization is None or self.headers.get("Authorization") == outer.authorization
-                )
-                self.send_response(outer.status if allowed else 401)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -60,14 +27,6 @@ def http_server() -> Iterator[HttpServer]:
     server = HttpServer()
     yield server
     server.close()
-
-
-def listener(port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(16)
-    return sock
 
 
 async def test_tcp_check_follows_a_listener() -> None:

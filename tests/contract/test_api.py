@@ -22,7 +22,7 @@ from sg.model import Service
 from sg.rest import create_app
 from sg.store.memory import MemoryStore
 from sg.testing.servers import free_port
-from tests.backends import DRIVERS
+from tests.support.backends import DRIVERS
 
 TOKEN = "test-token-0123456789abcdef"
 OTHER_TOKEN = "other-token-0123456789abcdef"

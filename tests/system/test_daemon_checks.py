@@ -15,10 +15,10 @@ import pytest
 
 from sg import ServiceGroup
 from sg.model import ServiceStatus
-from tests.daemon_harness import AgentProcess, agent_config
-from tests.processes import sgctl
-from tests.test_checks import HttpServer, listener
-from tests.waiting import eventually
+from tests.support.daemon_harness import AgentProcess, agent_config
+from tests.support.processes import sgctl
+from tests.support.servers import HttpServer, listener
+from tests.support.waiting import eventually
 
 INTERVAL = 0.5
 CHECK_TIMEOUT = 0.25

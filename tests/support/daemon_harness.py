@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tests.processes import clean_env, script
-from tests.waiting import eventually
+from tests.support.processes import clean_env, script
+from tests.support.waiting import eventually
 
 
 class NotifySocket:

@@ -14,8 +14,8 @@ import httpx
 from sg import ServiceGroup
 from sg.model import ServiceStatus
 from sg.testing import free_port
-from tests.daemon_harness import AgentProcess, NotifySocket, agent_config
-from tests.waiting import eventually
+from tests.support.daemon_harness import AgentProcess, NotifySocket, agent_config
+from tests.support.waiting import eventually
 
 INTERVAL = 0.3
 DOWN_TIME = 15.0  # allows the 5 s interval below (2.5 x rule)

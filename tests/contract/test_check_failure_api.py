@@ -6,7 +6,7 @@ import httpx
 
 from sg import ServiceGroup
 from sg.model import ServiceKey
-from tests.test_api import AUTH, beat, client, mem_group, uuid_of
+from tests.contract.test_api import AUTH, beat, client, mem_group, uuid_of
 
 __all__ = ["client", "mem_group"]  # fixtures used below
 

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from sg import ServiceGroup, ServiceSpec
 from sg.openapi import OPENAPI
 from sg.testing.servers import free_port, stop_pid, wait_until
-from tests.processes import clean_env
+from tests.support.processes import clean_env
 
 TOKEN = "process-token-0123456789abcdef"
 ENV_TOKEN = "env-token-0123456789abcdef0123"

@@ -22,7 +22,7 @@ from sg.heartbeat import Heartbeat
 from sg.model import Service, ServiceStatus
 from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 REPORT_INTERVAL = 1.0
 DOWN_TIME = 2.5

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sg import ServiceGroup
-from tests.processes import agent, sgctl, sgctl_json, write_config
-from tests.waiting import eventually
+from tests.support.processes import agent, sgctl, sgctl_json, write_config
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +162,7 @@ def test_config_errors_exit_78(tmp_path: Path) -> None:
 def test_agent_config_errors_exit_78(tmp_path: Path) -> None:
     import subprocess
 
-    from tests.processes import clean_env, script
+    from tests.support.processes import clean_env, script
 
     cases = {
         "report_interval = 'often'\n": "must be a number",

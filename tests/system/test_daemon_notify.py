@@ -15,7 +15,7 @@ import pytest
 from agent.notify import Notifier
 from sg import ServiceGroup
 from sg.testing import PostgresServer
-from tests.daemon_harness import AgentProcess, NotifySocket, TcpProxy, agent_config
+from tests.support.daemon_harness import AgentProcess, NotifySocket, TcpProxy, agent_config
 
 INTERVAL = 0.3
 SERVICES: list[dict[str, str]] = [{"host": "h1", "binary": f"sg-n{i}", "topic": "notify"} for i in range(3)]

@@ -13,7 +13,7 @@ from sg.errors import BackendUnavailable
 from sg.testing import PostgresServer, free_port
 from sg.testing.plugin import missing_server
 from sg.testing.servers import MissingServer
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 SPEC = ServiceSpec(binary="sg-compute", topic="compute", host="h1")
 

@@ -9,8 +9,8 @@ import pytest
 
 from sg import NotFound, Refused, ServiceGroup, ServiceSpec
 from sg.model import Service, ServiceKey
-from tests.conftest import SERVICE_DOWN_TIME
-from tests.waiting import eventually
+from tests.support.backends import SERVICE_DOWN_TIME
+from tests.support.waiting import eventually
 
 
 def spec(

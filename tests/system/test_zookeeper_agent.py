@@ -26,8 +26,8 @@ from sg.model import ServiceStatus
 from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import stop_pid
 from sg.testing.zookeeper import ZooKeeperServer, expire_session
-from tests.processes import clean_env
-from tests.waiting import eventually
+from tests.support.processes import clean_env
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
