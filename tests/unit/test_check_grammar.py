@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sg.checkspec import ExecCheck, HttpCheck, PidfileCheck, SystemdCheck, TcpCheck, parse_check
-from sg.config import load_settings
+from agent.checks.grammar import ExecCheck, HttpCheck, PidfileCheck, SystemdCheck, TcpCheck, parse_check
+from agent.settings import load_agent_settings
 from sg.errors import ConfigError
 
 
@@ -68,15 +68,15 @@ def _config(tmp_path: Path, service: str, head: str = "") -> Path:
 
 def test_config_reads_check_interval_and_timeout(tmp_path: Path) -> None:
     path = _config(tmp_path, 'check = "tcp:127.0.0.1:80"\ncheck_timeout = 0.5\nreport_interval = 0.5')
-    settings = load_settings(path, env={})
+    settings = load_agent_settings(path, env={})
     web = settings.services[1]
     assert web.check == TcpCheck("127.0.0.1", 80)
     assert web.check_timeout == 0.5
-    assert web.interval(settings.report_interval) == 0.5
+    assert web.interval(settings.timings) == 0.5
     assert settings.services[0].check is None
-    assert settings.services[0].interval(settings.report_interval) == 1.0
+    assert settings.services[0].interval(settings.timings) == 1.0
     # The default timeout is capped at half the interval.
-    assert settings.services[0].effective_check_timeout(settings.report_interval) == 0.5
+    assert settings.services[0].effective_check_timeout(settings.timings) == 0.5
 
 
 @pytest.mark.parametrize(
@@ -87,9 +87,9 @@ def test_config_reads_check_interval_and_timeout(tmp_path: Path) -> None:
         ("check = 5", "binary 'sg-web'.*'check' must be a string"),
         ('check = "exec:true"\ncheck_timeout = 0', "binary 'sg-web'.*check_timeout must be a positive"),
         ('check = "exec:true"\ncheck_timeout = 2.0', "check_timeout \\(2s\\) must not exceed"),
-        ("report_interval = 2.0", "report_interval \\(2s\\) must be at most service_down_time"),
+        ("report_interval = 2.0", "service_down_time \\(3s\\) must be at least 2.5 x service 'sg-web': report_interval \\(2s\\)"),
     ],
 )
 def test_config_errors_name_the_service(tmp_path: Path, service: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_settings(_config(tmp_path, service), env={})
+        load_agent_settings(_config(tmp_path, service), env={})

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from sg import ConfigError, InvalidName, Service, ServiceGroup
-from sg.backends import load_backend_class, load_entry_point
-from sg.config import Settings, find_config_file, load_settings, redact_url
+from agent.settings import load_agent_settings
+from sg.backends import _load_entry_point, load_backend_class
+from sg.config import Settings, find_config_file, load_settings
 from sg.model import MAX_NAME_LENGTH, validate_name
+from sg.redact import redact_url
+from sg.timings import Timings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -37,8 +40,8 @@ binary = "sg-sched"
 topic = "scheduler"
 """,
     )
-    s = load_settings(path, env={})
-    assert (s.store, s.driver, s.report_interval, s.service_down_time) == (
+    s = load_agent_settings(path, env={})
+    assert (s.library.store, s.library.driver, s.timings.report_interval, s.timings.service_down_time) == (
         "sqlite:///srv/sg.db",
         "db://",
         5.0,
@@ -61,10 +64,13 @@ topic = "scheduler"
         ("report_interval = 'ten'", "key 'report_interval' must be a number, got 'ten'"),
         ("report_interval = true", "key 'report_interval' must be a number"),
         ("report_interval = -1", "report_interval must be a positive number"),
+        ("report_interval = 0.0001", "report_interval must be at least 0.1s"),
+        ("store_timeout = inf", "store_timeout must be a positive number"),
         ("report_interval = 10\nservice_down_time = 20", "must be at least 2.5 x report_interval"),
         ("[[service]]\nbinary = 'b'", "missing required key 'topic'"),
         ("[[service]]\nbinary = 'b'\ntopic = 't'\ncolour = 'red'", "service[0]: unknown key 'colour'"),
         ("[[service]]\nbinary = 'b'\ntopic = 't'\nversion = 1.5", "key 'version' must be an integer"),
+        ("[[service]]\nbinary = 'b'\ntopic = 't'\nversion = 2147483648", "must be from 0 to 2147483647"),
         ("[[service]]\nbinary = ''\ntopic = 't'", "invalid binary '': must not be empty"),
         (
             "[[service]]\nbinary = 'b'\ntopic = 't'\nhost='h'\n"
@@ -81,14 +87,14 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, message: str) -> 
     with pytest.raises(
         ConfigError, match=message.replace("(", r"\(").replace("[", r"\[").replace(".", r"\.")
     ):
-        load_settings(path, env={})
+        load_agent_settings(path, env={})
 
 
 def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "store = 'sqlite:///a.db'\nreport_interval = 1\nservice_down_time = 5")
     env = {"SG_STORE": "sqlite:///b.db", "SG_SERVICE_DOWN_TIME": "9"}
     s = load_settings(path, env=env)
-    assert (s.store, s.service_down_time) == ("sqlite:///b.db", 9.0)
+    assert (s.store, s.timings.service_down_time) == ("sqlite:///b.db", 9.0)
     s = load_settings(path, env=env, overrides={"store": "sqlite:///c.db", "driver": None})
     assert (s.store, s.driver) == ("sqlite:///c.db", "db://")
 
@@ -139,14 +145,14 @@ def test_unknown_scheme_and_malformed_urls() -> None:
 def test_missing_extra_is_named() -> None:
     ep = EntryPoint(name="fancy", value="sg_no_such_module:Store [fancy]", group="sg.stores")
     with pytest.raises(ConfigError, match=r"pip install 'servicegroup\[fancy\]'"):
-        load_entry_point(ep, "store")
+        _load_entry_point(ep, "store")
 
 
 def test_group_refuses_down_time_below_floor() -> None:
     with pytest.raises(ConfigError, match=r"at least 2\.5 x report_interval"):
         ServiceGroup.from_urls("memory://x", "memory://x", report_interval=1, service_down_time=2)
     with pytest.raises(ConfigError):
-        Settings(report_interval=float("nan"))
+        Settings(timings=Timings(report_interval=float("nan")))
 
 
 @pytest.mark.parametrize(
@@ -183,3 +189,15 @@ def test_forbidden_characters_are_exactly_the_control_categories() -> None:
         ch = chr(code)
         expected = unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
         assert (_FORBIDDEN.search(ch) is not None) == expected, hex(code)
+
+
+def test_the_library_leaves_the_applications_tables_to_them(tmp_path: Path) -> None:
+    path = write(tmp_path, "metrics_listen = '127.0.0.1:9'\n[api]\nopen_reads = true\n[[service]]\nbinary = 'b'\ntopic = 't'")
+    s = load_settings(path, env={})
+    assert set(s.sections) == {"metrics_listen", "api", "service"}
+    assert s.sections["api"] == {"open_reads": True}
+
+
+def test_unknown_overrides_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        load_settings(None, env={"SG_CONFIG": ""}, overrides={"colour": "red"})
