@@ -7,7 +7,7 @@ import time
 import anyio
 import pytest
 
-from sg import NotFound, Refused, ServiceGroup, ServiceSpec
+from sg import Member, NotFound, Refused, ServiceGroup
 from sg.model import Service, ServiceKey
 from tests.support.backends import SERVICE_DOWN_TIME
 from tests.support.waiting import eventually
@@ -15,11 +15,11 @@ from tests.support.waiting import eventually
 
 def spec(
     binary: str = "sg-compute", topic: str = "compute", host: str = "host-1", version: int = 1
-) -> ServiceSpec:
-    return ServiceSpec(binary=binary, topic=topic, host=host, version=version)
+) -> Member:
+    return Member(host=host, binary=binary, topic=topic, version=version)
 
 
-async def beat_once(group: ServiceGroup, s: ServiceSpec) -> None:
+async def beat_once(group: ServiceGroup, s: Member) -> None:
     """One real heartbeat, then nothing: the service is alive now and dies by age."""
     hb = group.heartbeat(s)
     assert await hb.beat_once(), hb.stats.last_error

@@ -9,7 +9,7 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from sg import ServiceGroup, ServiceSpec
+from sg import Member, ServiceGroup
 from sg.drivers.memory import expire_member
 from sg.logsetup import configure_logging
 from sg.model import ServiceKey
@@ -37,7 +37,7 @@ async def test_lost_member_reads_not_joined_then_rejoins(sg_memory_group: Servic
 async def test_clock_skew_is_logged_once_when_it_passes_the_limit(
     sg_memory_group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hb = sg_memory_group.heartbeat(ServiceSpec(binary="b", topic="t", host="h"))
+    hb = sg_memory_group.heartbeat(Member(host="h", binary="b", topic="t"))
     assert await hb.beat_once()
     assert hb.stats.clock_skew is not None
     assert abs(hb.stats.clock_skew) < sg_memory_group.max_clock_skew

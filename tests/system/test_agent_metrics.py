@@ -74,9 +74,10 @@ def test_agent_serves_beat_metrics(tmp_path: Path) -> None:
 
 def test_metrics_are_off_by_default(tmp_path: Path) -> None:
     from agent.daemon import Agent
-    from sg.config import ServiceSpec, Settings
+    from agent.settings import AgentSettings, ServiceSpec
+    from sg.config import Settings
 
-    agent = Agent(Settings(services=(ServiceSpec(binary="b", topic="t", host="h"),)))
+    agent = Agent(AgentSettings(Settings(), services=(ServiceSpec(binary="b", topic="t", host="h"),)))
     assert agent.metrics is None
 
 

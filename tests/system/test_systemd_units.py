@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sg.config import load_settings
+from agent.settings import load_agent_settings
 from sg.testing.plugin import missing_server
 from sg.testing.servers import MissingServer
 
@@ -88,16 +88,16 @@ def test_agent_unit_has_what_the_daemon_relies_on() -> None:
         assert f"\n{line}\n" in text, line
     watchdog = int(re.search(r"\nWatchdogSec=(\d+)\n", text).group(1))  # type: ignore[union-attr]
     stop = int(re.search(r"\nTimeoutStopSec=(\d+)\n", text).group(1))  # type: ignore[union-attr]
-    example = load_settings(UNITS / "servicegroup.toml", env={})
+    example = load_agent_settings(UNITS / "servicegroup.toml", env={})
     # The watchdog must outlast a round: the interval plus a beat that times out.
-    assert watchdog > example.report_interval + example.store_timeout
+    assert watchdog > example.timings.report_interval + example.timings.store_timeout
     # The agent exits within about a second of SIGTERM.
     assert stop >= 2
 
 
 def test_example_config_and_its_commented_services_load(tmp_path: Path) -> None:
     text = (UNITS / "servicegroup.toml").read_text()
-    settings = load_settings(UNITS / "servicegroup.toml", env={})
+    settings = load_agent_settings(UNITS / "servicegroup.toml", env={})
     assert settings.store == "sqlite:///var/lib/servicegroup/services.db"
     assert [s.binary for s in settings.services] == ["sshd"]
     # Uncomment the example [[service]] tables: they must be valid too.
@@ -105,7 +105,7 @@ def test_example_config_and_its_commented_services_load(tmp_path: Path) -> None:
     tail = re.sub(r"(?m)^# (\[\[service\]\]|[a-z_]+ = )", r"\1", tail)
     uncommented = tmp_path / "all.toml"
     uncommented.write_text(head + "[[service]]" + tail)
-    services = load_settings(uncommented, env={}).services
+    services = load_agent_settings(uncommented, env={}).services
     assert [s.binary for s in services] == ["sshd", "nova-compute", "postgres"]
     assert all(s.check is not None for s in services)
 
@@ -169,4 +169,4 @@ def test_make_install_is_consistent_with_the_unit(tmp_path: Path) -> None:
     )
     assert helped.returncode == 0
     assert "--config" in helped.stdout
-    assert load_settings(conf / "servicegroup.toml", env={}).services
+    assert load_agent_settings(conf / "servicegroup.toml", env={}).services

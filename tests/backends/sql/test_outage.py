@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from sg import ConfigError, ServiceGroup, ServiceSpec
+from sg import ConfigError, Member, ServiceGroup
 from sg.errors import BackendUnavailable
 from sg.testing import PostgresServer, free_port
 from sg.testing.plugin import missing_server
 from sg.testing.servers import MissingServer
 from tests.support.waiting import eventually
 
-SPEC = ServiceSpec(binary="sg-compute", topic="compute", host="h1")
+SPEC = Member(host="h1", binary="sg-compute", topic="compute")
 
 
 @pytest.fixture
