@@ -19,7 +19,7 @@ import structlog
 
 from sg.config import MIN_DOWN_TIME_FACTOR, ServiceSpec, Settings
 from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
-from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound, Refused
+from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, LeaveRefused, NotFound, Refused
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
 from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.store.base import Store, open_store
@@ -366,8 +366,8 @@ class ServiceGroup:
                 await self.driver.leave(target)
         except (BackendUnavailable, TimeoutError) as exc:
             if not force:
-                raise Refused(
-                    f"cannot remove the {self.driver.name} member ({exc}); nothing was deleted"
+                raise LeaveRefused(
+                    self.driver.name, f"cannot remove the member ({exc}); nothing was deleted"
                 ) from exc
             log.warning("delete_driver_leave_failed", host=target.host, binary=target.binary, error=str(exc))
         if not await self._store_call("delete", self.store.delete(target.key)):
