@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sg.config import DEFAULT_API_LISTEN, ApiSettings, Settings, load_settings, parse_listen
+from sg.api.settings import DEFAULT_API_LISTEN, ApiSettings
+from sg.config import Settings, load_settings, parse_listen
 from sg.errors import ConfigError
 
 TOKEN = "config-token-0123456789abcdef"

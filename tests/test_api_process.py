@@ -24,7 +24,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from sg import ServiceGroup, ServiceSpec
-from sg.openapi import OPENAPI
+from sg.api.routes import OPENAPI
 from sg.testing.servers import free_port, stop_pid, wait_until
 from tests.processes import clean_env
 
@@ -36,7 +36,7 @@ TIMINGS: dict[str, Any] = {"report_interval": 2.0, "service_down_time": 10.0}
 
 def sg_api_command() -> list[str]:
     script = Path(sys.executable).parent / "sg-api"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sg.rest"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sg.api"]
 
 
 @dataclass
