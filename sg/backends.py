@@ -278,4 +278,3 @@ class Backends:
             tg.start_soon(in_store)
         if errors:
             raise errors[0]
-

@@ -15,6 +15,7 @@ __all__ = [
     "BackendUnavailable",
     "ConfigError",
     "InvalidName",
+    "LeaveRefused",
     "NotFound",
     "Refused",
     "SGError",
@@ -59,6 +60,13 @@ class NotFound(SGError):
 
 class Refused(SGError):
     """The operation was refused, for example deleting a live service unforced."""
+
+
+class LeaveRefused(BackendUnavailable, Refused):
+    """A delete was refused because the driver could not remove the member: nothing
+    was deleted. Both a refusal and a backend fault, so a caller that maps errors by
+    type (sg-api: 503) sees the fault first, one that catches :class:`Refused` still
+    catches it."""
 
 
 @contextmanager

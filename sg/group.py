@@ -21,7 +21,7 @@ import structlog
 from sg.backends import Backends
 from sg.config import Settings
 from sg.drivers.base import Driver, Membership
-from sg.errors import BackendUnavailable, NotFound, Refused
+from sg.errors import BackendUnavailable, LeaveRefused, NotFound, Refused
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
 from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.store.base import Store
@@ -223,8 +223,8 @@ class ServiceGroup:
             await self.backends.driver_call("leave", self.driver.leave(target.member))
         except BackendUnavailable as exc:
             if not force:
-                raise Refused(
-                    f"cannot remove the {self.driver.name} member ({exc}); nothing was deleted"
+                raise LeaveRefused(
+                    self.driver.name, f"cannot remove the member ({exc}); nothing was deleted"
                 ) from exc
             log.warning("delete_driver_leave_failed", host=target.host, binary=target.binary, error=str(exc))
         if not await self.backends.store_call("delete", self.store.delete(target.key)):
@@ -246,7 +246,12 @@ class ServiceGroup:
         (else the group's ``report_interval``), optionally gated by a health check;
         run it with ``await hb.run()``."""
         return Heartbeat(
-            self.backends, member, interval=interval, observer=observer, gate=gate, leave_timeout=leave_timeout
+            self.backends,
+            member,
+            interval=interval,
+            observer=observer,
+            gate=gate,
+            leave_timeout=leave_timeout,
         )
 
     @asynccontextmanager

@@ -15,54 +15,29 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sg import ServiceGroup, ServiceSpec, Settings
-from sg.config import ApiSettings
+from sg import Member, ServiceGroup, Settings
+from sg.api.app import create_app
+from sg.api.routes import ROUTES
+from sg.api.settings import ApiSettings
 from sg.drivers.memory import MemoryDriver
+from sg.errors import BackendUnavailable
 from sg.model import Service
-from sg.rest import create_app
 from sg.store.memory import MemoryStore
 from sg.testing.servers import free_port
+from tests.support.api import (
+    AUTH,
+    OTHER_TOKEN,
+    TIMINGS,
+    TOKEN,
+    api_settings,
+    beat,
+    client_for,
+    settings,
+    uuid_of,
+)
 from tests.support.backends import DRIVERS
 
-TOKEN = "test-token-0123456789abcdef"
-OTHER_TOKEN = "other-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-#: Generous timings: the machine is shared, and a test must not see a beat go stale.
-TIMINGS: dict[str, Any] = {"report_interval": 2.0, "service_down_time": 10.0}
 _names = itertools.count()
-
-
-def settings(**api: Any) -> Settings:
-    """Settings with one token unless told otherwise."""
-    return Settings(api=ApiSettings(**{"tokens": (TOKEN,), **api}))
-
-
-async def beat(group: ServiceGroup, host: str, binary: str = "nova-compute", topic: str = "compute") -> None:
-    """One real heartbeat: the record is fresh and the driver holds the member."""
-    ok = await group.heartbeat(ServiceSpec(binary=binary, topic=topic, host=host)).beat_once()
-    assert ok
-
-
-@pytest.fixture
-async def mem_group() -> AsyncIterator[ServiceGroup]:
-    """A group on a private memory store and memory driver."""
-    name = f"api{next(_names)}"
-    async with ServiceGroup.from_urls(f"memory://{name}", f"memory://{name}", **TIMINGS) as group:
-        yield group
-
-
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sg-api")
-
-
-@pytest.fixture
-async def client(mem_group: ServiceGroup) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(create_app(settings(), group=mem_group)) as c:
-        yield c
-
-
-async def uuid_of(group: ServiceGroup, host: str, binary: str = "nova-compute") -> str:
-    return (await group.get(host, binary)).service.uuid
 
 
 # -- listing and reading ---------------------------------------------------------------
@@ -119,7 +94,7 @@ async def test_get_one(client: httpx.AsyncClient, mem_group: ServiceGroup) -> No
 async def test_min_version(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
     for host, version in (("c1", 5), ("c2", 7)):
         assert await mem_group.heartbeat(
-            ServiceSpec(binary="nova-compute", topic="compute", host=host, version=version)
+            Member(host=host, binary="nova-compute", topic="compute", version=version)
         ).beat_once()
     await mem_group.store.register("old", "nova-compute", "compute", 3)  # down
     r = await client.get("/v1/services/min-version", params={"binary": "nova-compute"}, headers=AUTH)
@@ -223,7 +198,7 @@ async def any_driver_group(any_driver_url: str, tmp_path: Any) -> AsyncIterator[
 
 async def test_delete_removes_record_and_driver_member(any_driver_group: ServiceGroup) -> None:
     group = any_driver_group
-    async with client_for(create_app(settings(), group=group)) as client:
+    async with client_for(create_app(Settings(), api_settings(), group=group)) as client:
         # A live service: refused without force, and nothing changes.
         await beat(group, "live")
         live_uuid = await uuid_of(group, "live")
@@ -261,7 +236,7 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
 
 
 async def test_delete_after_leave_needs_no_force(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    hb = mem_group.heartbeat(ServiceSpec(binary="nova-compute", topic="compute", host="c1"))
+    hb = mem_group.heartbeat(Member(host="c1", binary="nova-compute", topic="compute"))
     assert await hb.beat_once()
     await hb.leave()
     uuid = await uuid_of(mem_group, "c1")
@@ -328,7 +303,7 @@ async def test_unreachable_store_is_503_and_health_says_so() -> None:
         ServiceGroup.from_urls(
             f"postgresql://sg@127.0.0.1:{port}/sg", "db://", store_timeout=1.0, **TIMINGS
         ) as group,
-        client_for(create_app(settings(), group=group)) as client,
+        client_for(create_app(Settings(), api_settings(), group=group)) as client,
     ):
         r = await client.get("/v1/services", headers=AUTH)
         assert r.status_code == 503
@@ -359,12 +334,33 @@ class _BrokenStore(MemoryStore):
 
 async def test_a_bug_is_a_json_500_without_the_traceback() -> None:
     group = ServiceGroup(_BrokenStore(f"broken{next(_names)}"), MemoryDriver(f"broken{next(_names)}"))
-    async with group, client_for(create_app(settings(), group=group)) as client:
+    async with group, client_for(create_app(Settings(), api_settings(), group=group)) as client:
         r = await client.get("/v1/services", headers=AUTH)
         assert r.status_code == 500
         assert r.json()["error"]["code"] == 500
         assert "secret internal detail" not in r.text
         assert "Traceback" not in r.text
+
+
+class _StuckDriver(MemoryDriver):
+    """The memory driver, whose leave() fails as an unreachable backend does."""
+
+    async def leave(self, service: Any) -> None:
+        raise BackendUnavailable("memory", "connection refused")
+
+
+async def test_delete_whose_driver_cannot_leave_is_503_and_deletes_nothing() -> None:
+    name = f"stuck{next(_names)}"
+    async with ServiceGroup(MemoryStore(name), _StuckDriver(name), **TIMINGS) as group:
+        record = await group.store.register("down", "nova-compute", "compute", 0)  # down: no force needed
+        async with client_for(create_app(Settings(), api_settings(), group=group)) as client:
+            r = await client.delete(f"/v1/services/{record.uuid}", headers=AUTH)
+            assert r.status_code == 503, r.text
+            assert "nothing was deleted" in r.json()["error"]["message"]
+            assert await group.store.get(record.key) is not None
+            r = await client.delete(f"/v1/services/{record.uuid}", params={"force": "true"}, headers=AUTH)
+            assert r.status_code == 204
+            assert await group.store.get(record.key) is None
 
 
 # -- auth -----------------------------------------------------------------------------
@@ -399,7 +395,9 @@ async def test_mutations_need_a_valid_token(
 ) -> None:
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
-    async with client_for(create_app(settings(open_reads=open_reads), group=mem_group)) as client:
+    async with client_for(
+        create_app(Settings(), api_settings(open_reads=open_reads), group=mem_group)
+    ) as client:
         r = await client.request(method, f"/v1/services/{uuid}", params=params, headers=headers, **kwargs)
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith("Bearer")
@@ -412,7 +410,7 @@ async def test_reads_need_a_token_unless_open(mem_group: ServiceGroup) -> None:
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
     reads = ["/v1/services", f"/v1/services/{uuid}", "/v1/services/min-version?binary=b", "/metrics"]
-    async with client_for(create_app(settings(), group=mem_group)) as closed:
+    async with client_for(create_app(Settings(), api_settings(), group=mem_group)) as closed:
         for path in reads:
             assert (await closed.get(path)).status_code == 401, path
             bad = {"Authorization": f"Bearer {OTHER_TOKEN}"}
@@ -421,7 +419,7 @@ async def test_reads_need_a_token_unless_open(mem_group: ServiceGroup) -> None:
         # Health and the API description are always open.
         assert (await closed.get("/healthz")).status_code == 200
         assert (await closed.get("/openapi.json")).status_code == 200
-    async with client_for(create_app(settings(open_reads=True), group=mem_group)) as opened:
+    async with client_for(create_app(Settings(), api_settings(open_reads=True), group=mem_group)) as opened:
         for path in reads:
             assert (await opened.get(path)).status_code == 200, path
 
@@ -429,7 +427,7 @@ async def test_reads_need_a_token_unless_open(mem_group: ServiceGroup) -> None:
 async def test_no_tokens_configured_refuses_every_change(mem_group: ServiceGroup) -> None:
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
-    app = create_app(Settings(api=ApiSettings(open_reads=True)), group=mem_group)
+    app = create_app(Settings(), ApiSettings(open_reads=True), group=mem_group)
     async with client_for(app) as client:
         assert (await client.get("/v1/services")).status_code == 200
         r = await client.put(f"/v1/services/{uuid}", json={"forced_down": True}, headers=AUTH)
@@ -437,7 +435,7 @@ async def test_no_tokens_configured_refuses_every_change(mem_group: ServiceGroup
 
 
 async def test_any_of_several_tokens_is_accepted(mem_group: ServiceGroup) -> None:
-    app = create_app(settings(tokens=(TOKEN, OTHER_TOKEN)), group=mem_group)
+    app = create_app(Settings(), api_settings(tokens=(TOKEN, OTHER_TOKEN)), group=mem_group)
     async with client_for(app) as client:
         for token in (TOKEN, OTHER_TOKEN):
             r = await client.get("/v1/services", headers={"Authorization": f"bearer {token}"})
@@ -501,10 +499,36 @@ async def test_openapi_names_every_route(client: httpx.AsyncClient) -> None:
     assert set(doc["paths"]["/v1/services/{uuid}"]) == {"parameters", "get", "put", "delete"}
 
 
+async def test_route_table_and_openapi_name_the_same_routes(client: httpx.AsyncClient) -> None:
+    """Every route of the table is in /openapi.json with its methods, and nothing else is;
+    the one route left out is the document itself."""
+    doc = (await client.get("/openapi.json")).json()
+    documented = {
+        (path, method.upper())
+        for path, item in doc["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    table = {(route.path, method) for route in ROUTES if route.documented for method in route.methods}
+    assert documented == table
+    assert [route.path for route in ROUTES if not route.documented] == ["/openapi.json"]
+    # Each documented operation answers on the router (not a 404 or 405).
+    for path, method in table:
+        concrete = path.replace("{uuid}", "00000000-0000-4000-8000-000000000000")
+        r = await client.request(method, concrete, headers=AUTH)
+        assert r.status_code not in (404, 405) or r.json()["error"]["message"].startswith("no service"), (
+            method,
+            path,
+            r.status_code,
+        )
+
+
 async def test_settings_repr_never_shows_tokens() -> None:
-    s = replace(settings(), store="sqlite:///x.db")
+    library, api = settings()
+    s = replace(library, store="sqlite:///x.db")
     assert TOKEN not in repr(s)
-    assert TOKEN not in str(s.api)
+    assert TOKEN not in repr(api)
+    assert TOKEN not in str(api)
 
 
 class _CountingStore(MemoryStore):
@@ -538,7 +562,7 @@ async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
             await beat(group, f"h{i:02d}")
         store.calls.clear()
         driver.calls.clear()
-        async with client_for(create_app(settings(), group=group)) as client:
+        async with client_for(create_app(Settings(), api_settings(), group=group)) as client:
             r = await client.get("/v1/services", headers=AUTH)
             assert len(r.json()["services"]) == 50
             assert (store.calls, driver.calls) == (["list"], ["members"])
@@ -546,3 +570,28 @@ async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
             driver.calls.clear()
             r = await client.get("/metrics", headers=AUTH)
             assert (store.calls, driver.calls) == (["list"], ["members"])
+
+
+async def test_invented_methods_and_paths_do_not_grow_metrics(client: httpx.AsyncClient) -> None:
+    """Label sets are closed: a client inventing methods and paths adds no series to /metrics."""
+
+    async def metrics_size() -> int:
+        r = await client.get("/metrics", headers=AUTH)
+        assert r.status_code == 200
+        return len(r.content)
+
+    # One of each kind first, so the "other" series exist before the measure (and the
+    # series of /metrics itself, which a scrape counts only after it has rendered).
+    await client.request("INVENTED", "/v1/services", headers=AUTH)
+    await client.get("/nowhere/warm-up", headers=AUTH)
+    await metrics_size()
+    before = await metrics_size()
+    for i in range(100):
+        r = await client.request(f"METHOD{i}", "/v1/services", headers=AUTH)
+        assert r.status_code == 405
+        r = await client.request(f"M{i}", f"/invented/{i}", headers=AUTH)
+        assert r.status_code == 404
+    after = await metrics_size()
+    # Only counts and latency sums change (a few digits); one new series of the latency
+    # histogram alone is about 1.5 KB, so 200 new ones would add some 300 KB.
+    assert after - before < 1024, f"/metrics grew from {before} to {after} bytes"

@@ -6,9 +6,7 @@ import httpx
 
 from sg import ServiceGroup
 from sg.model import ServiceKey
-from tests.contract.test_api import AUTH, beat, client, mem_group, uuid_of
-
-__all__ = ["client", "mem_group"]  # fixtures used below
+from tests.support.api import AUTH, beat, uuid_of
 
 
 async def test_api_shows_check_failure(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:

@@ -23,8 +23,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from sg import ServiceGroup, ServiceSpec
-from sg.openapi import OPENAPI
+from sg import Member, ServiceGroup
+from sg.api.routes import OPENAPI
 from sg.testing.servers import free_port, stop_pid, wait_until
 from tests.support.processes import clean_env
 
@@ -36,7 +36,7 @@ TIMINGS: dict[str, Any] = {"report_interval": 2.0, "service_down_time": 10.0}
 
 def sg_api_command() -> list[str]:
     script = Path(sys.executable).parent / "sg-api"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sg.rest"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sg.api"]
 
 
 @dataclass
@@ -105,7 +105,7 @@ def seed(store: str, *hosts: str) -> None:
     async def run() -> None:
         async with ServiceGroup.from_urls(store, "db://", **TIMINGS) as group:
             for host in hosts:
-                spec = ServiceSpec(binary="nova-compute", topic="compute", host=host)
+                spec = Member(host=host, binary="nova-compute", topic="compute")
                 assert await group.heartbeat(spec).beat_once()
 
     anyio.run(run)

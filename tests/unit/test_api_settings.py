@@ -1,25 +1,42 @@
-"""The ``[api]`` table, ``SG_API_TOKEN`` and ``metrics_listen`` in the settings."""
+"""sg-api's ``[api]`` table and ``SG_API_TOKEN``, and the agent's ``metrics_listen``, read from
+the shared file (the library hands each application its own tables)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sg.config import DEFAULT_API_LISTEN, ApiSettings, Settings, load_settings, parse_listen
+from agent.settings import agent_settings
+from sg.api.settings import DEFAULT_API_LISTEN, ApiSettings, api_settings
+from sg.config import load_settings, parse_listen
 from sg.errors import ConfigError
 
 TOKEN = "config-token-0123456789abcdef"
 
 
-def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Settings:
+@dataclass
+class Loaded:
+    """What each application reads from one file."""
+
+    api: ApiSettings
+    metrics_listen: str | None
+
+
+def read(path: Path | None, env: dict[str, str]) -> Loaded:
+    library = load_settings(path, env=env)
+    return Loaded(api_settings(library, env), agent_settings(library).metrics_listen)
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Loaded:
     path = tmp_path / "sg.toml"
     path.write_text(text, encoding="utf-8")
-    return load_settings(path, env=env or {})
+    return read(path, env or {})
 
 
 def test_defaults_are_loopback_no_tokens_no_metrics(tmp_path: Path) -> None:
-    settings = load_settings(None, env={})
+    settings = read(None, {"SG_CONFIG": ""})
     assert settings.api == ApiSettings()
     assert settings.api.listen == DEFAULT_API_LISTEN == "127.0.0.1:8775"
     assert settings.api.tokens == ()

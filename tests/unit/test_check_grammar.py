@@ -87,7 +87,10 @@ def test_config_reads_check_interval_and_timeout(tmp_path: Path) -> None:
         ("check = 5", "binary 'sg-web'.*'check' must be a string"),
         ('check = "exec:true"\ncheck_timeout = 0', "binary 'sg-web'.*check_timeout must be a positive"),
         ('check = "exec:true"\ncheck_timeout = 2.0', "check_timeout \\(2s\\) must not exceed"),
-        ("report_interval = 2.0", "service_down_time \\(3s\\) must be at least 2.5 x service 'sg-web': report_interval \\(2s\\)"),
+        (
+            "report_interval = 2.0",
+            "service_down_time \\(3s\\) must be at least 2.5 x service 'sg-web': report_interval \\(2s\\)",
+        ),
     ],
 )
 def test_config_errors_name_the_service(tmp_path: Path, service: str, message: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sg import ConfigError, InvalidName, Service, ServiceGroup
 from agent.settings import load_agent_settings
+from sg import ConfigError, InvalidName, Service, ServiceGroup
 from sg.backends import _load_entry_point, load_backend_class
 from sg.config import Settings, find_config_file, load_settings
 from sg.model import MAX_NAME_LENGTH, validate_name
@@ -192,7 +192,10 @@ def test_forbidden_characters_are_exactly_the_control_categories() -> None:
 
 
 def test_the_library_leaves_the_applications_tables_to_them(tmp_path: Path) -> None:
-    path = write(tmp_path, "metrics_listen = '127.0.0.1:9'\n[api]\nopen_reads = true\n[[service]]\nbinary = 'b'\ntopic = 't'")
+    path = write(
+        tmp_path,
+        "metrics_listen = '127.0.0.1:9'\n[api]\nopen_reads = true\n[[service]]\nbinary = 'b'\ntopic = 't'",
+    )
     s = load_settings(path, env={})
     assert set(s.sections) == {"metrics_listen", "api", "service"}
     assert s.sections["api"] == {"open_reads": True}

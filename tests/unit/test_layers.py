@@ -156,7 +156,9 @@ def test_no_module_imports_a_higher_layer() -> None:
 
 def test_the_library_never_imports_the_agent() -> None:
     edges = graph()
-    assert [f"{m} -> {t}" for m, ts in edges.items() if m.startswith("sg") for t in ts if t.startswith("agent")] == []
+    assert [
+        f"{m} -> {t}" for m, ts in edges.items() if m.startswith("sg") for t in ts if t.startswith("agent")
+    ] == []
 
 
 # -- the checks themselves can fail ------------------------------------------------------
@@ -186,4 +188,9 @@ def test_relative_imports_are_resolved(tmp_path: Path) -> None:
     source = tmp_path / "x.py"
     source.write_text("from . import base\nfrom .base import Driver\nfrom ..store import sql\n")
     known = {"sg.drivers.base", "sg.store.sql", "sg.drivers", "sg.store"}
-    assert set(imports_of("sg.drivers.x", source, known)) == {"sg.drivers.base", "sg.store.sql", "sg.drivers", "sg.store"}
+    assert set(imports_of("sg.drivers.x", source, known)) == {
+        "sg.drivers.base",
+        "sg.store.sql",
+        "sg.drivers",
+        "sg.store",
+    }

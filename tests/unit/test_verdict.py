@@ -15,6 +15,7 @@ FRESH = Service(host="h", binary="b", topic="t", age=1.0)
 # Each row: what is wrong with the record, the driver's answer, and the verdict.
 # A row's record also carries every fault of the rows below it, so each rule is
 # shown to win over every later one.
+D = "driver down"
 ROWS: list[tuple[str, dict[str, object], bool | None, str | None, State, Reason]] = [
     (
         "forced down wins over everything",
@@ -33,12 +34,33 @@ ROWS: list[tuple[str, dict[str, object], bool | None, str | None, State, Reason]
         "check_failed",
     ),
     ("left wins over never reported", {"left": True, "age": None}, None, "driver down", "down", "left"),
-    ("never reported wins over an unreachable driver", {"age": None}, None, "driver down", "down", "never_reported"),
-    ("stale wins over an unreachable driver", {"age": DOWN_TIME + 0.001}, None, "driver down", "down", "stale"),
+    (
+        "never reported wins over an unreachable driver",
+        {"age": None},
+        None,
+        "driver down",
+        "down",
+        "never_reported",
+    ),
+    (
+        "stale wins over an unreachable driver",
+        {"age": DOWN_TIME + 0.001},
+        None,
+        "driver down",
+        "down",
+        "stale",
+    ),
     ("a future stamp beyond the bound is stale", {"age": -(DOWN_TIME + 0.001)}, None, "x", "down", "stale"),
     ("an unreachable driver is unknown", {}, None, "driver down", "unknown", "driver_unreachable"),
     ("a driver that cannot tell is unknown", {}, None, None, "unknown", "driver_unreachable"),
-    ("an error wins over a stale membership answer", {}, True, "driver down", "unknown", "driver_unreachable"),
+    (
+        "an error wins over a stale membership answer",
+        {},
+        True,
+        "driver down",
+        "unknown",
+        "driver_unreachable",
+    ),
     ("not held by the driver", {}, False, None, "down", "not_joined"),
     ("fresh and held", {}, True, None, "up", "ok"),
     ("exactly at the bound is fresh", {"age": DOWN_TIME}, True, None, "up", "ok"),
