@@ -1,5 +1,5 @@
 """Liveness drivers: the :class:`~sg.drivers.base.Driver` protocol and its backends."""
 
-from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
+from sg.drivers.base import ChangeNotifier, Driver, Membership
 
-__all__ = ["Driver", "DriverOptions", "Membership", "open_driver"]
+__all__ = ["ChangeNotifier", "Driver", "Membership"]

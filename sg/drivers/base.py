@@ -1,36 +1,32 @@
-"""The Driver protocol: the second liveness signal.
+"""The Driver protocol: the second liveness signal, and the ChangeNotifier beside it.
 
 A driver holds a *member* for each joined service (an ephemeral znode, a TTL
 key, or nothing at all for ``db``). The group asks it, in one batch, which
 services it still holds. Every method raises
-:class:`~sg.errors.BackendUnavailable` (or ``BackendTimeout``) on a backend
-fault; a driver that can answer for some services but not others reports
-``None`` for those in :meth:`Driver.members`.
+:class:`~sg.errors.BackendUnavailable` on a backend fault; a driver that can
+answer for some services but not others reports ``None`` for those in
+:meth:`Driver.members`.
+
+Deadlines are not the driver's business: :class:`~sg.backends.Backends` runs
+every call under ``driver_timeout``. A driver that answers in parts (one
+request per server) reads the caller's deadline with
+``anyio.current_effective_deadline()`` to give each part its share. Work a driver
+starts on its own (a keeper task) bounds itself with ``timings.driver_timeout``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
-from sg.model import Service, ServiceKey
+from sg.model import Member, Service, ServiceKey
+from sg.timings import Timings
 
-__all__ = ["Driver", "DriverOptions", "Membership", "open_driver"]
+__all__ = ["ChangeNotifier", "Driver", "Membership"]
 
 #: Per service: ``True`` held, ``False`` not held, ``None`` cannot tell (its server
 #: is unreachable).
 Membership = Mapping[ServiceKey, bool | None]
-
-
-@dataclass(frozen=True, slots=True)
-class DriverOptions:
-    """What every driver is told by the group, besides its URL."""
-
-    report_interval: float = 10.0
-    service_down_time: float = 60.0
-    #: Deadline for one backend call.
-    timeout: float = 5.0
 
 
 @runtime_checkable
@@ -40,32 +36,45 @@ class Driver(Protocol):
     #: A short name for logs and errors ("db", "zookeeper", "memcached").
     name: str
 
+    @classmethod
+    def from_url(cls, url: str, timings: Timings) -> Self:
+        """Build (not yet open) from a URL of this driver's scheme; :class:`~sg.errors.ConfigError`
+        naming the option when the URL is wrong."""
+        ...
+
     async def open(self) -> None:
         """Connect. A driver that cannot connect yet may raise; callers retry."""
 
     async def close(self) -> None:
         """Disconnect, releasing members this process holds. Idempotent."""
 
-    async def join(self, service: Service) -> None:
-        """Start holding a member for ``service``."""
+    async def ping(self) -> None:
+        """Round-trip to every server the driver uses; raise
+        :class:`~sg.errors.BackendUnavailable` naming any that does not answer."""
 
-    async def refresh(self, service: Service) -> bool:
+    async def join(self, member: Member) -> None:
+        """Start holding a member for ``member``."""
+
+    async def refresh(self, member: Member) -> bool:
         """Keep the member alive, re-creating it if the backend lost it.
 
         Returns ``True`` when it had to re-create it (a re-join), else ``False``.
         """
+        ...
 
-    async def leave(self, service: Service) -> None:
+    async def leave(self, member: Member) -> None:
         """Remove the member now, whoever created it. Absent members are not an error."""
 
-    async def members(self, services: Sequence[Service]) -> Membership:
+    async def members(self, services: Sequence[Service | Member]) -> Membership:
         """Say for each service whether the driver holds it, in O(1) round trips."""
+        ...
 
 
-def open_driver(url: str, options: DriverOptions) -> Driver:
-    """Build (not yet open) the driver for ``url``, chosen by its scheme."""
-    from sg.backends import load_backend_class
+@runtime_checkable
+class ChangeNotifier(Protocol):
+    """A driver that can push membership changes instead of being polled."""
 
-    cls = load_backend_class("sg.drivers", url, "driver")
-    driver: Driver = cls.from_url(url, options)
-    return driver
+    async def wait_for_change(self, topic: str | None, timeout: float) -> bool:
+        """Return ``True`` as soon as a member of ``topic`` (any topic if ``None``)
+        joins or leaves, ``False`` after ``timeout`` seconds without a change."""
+        ...
