@@ -17,12 +17,14 @@ from typing import Any, Self
 import anyio
 import structlog
 
+from sg.backends import load_backend_class
 from sg.config import MIN_DOWN_TIME_FACTOR, ServiceSpec, Settings
-from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
+from sg.drivers.base import Driver, Membership
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound, Refused
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
-from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
+from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.store.base import Store, open_store
+from sg.timings import Timings
 from sg.verdict import judge, store_unreachable
 from sg.watch import watch as _watch
 
@@ -72,13 +74,15 @@ class ServiceGroup:
     def from_settings(cls, settings: Settings) -> ServiceGroup:
         """Build the store and driver named by ``settings`` (not yet opened)."""
         store = open_store(settings.store, timeout=settings.store_timeout)
-        driver = open_driver(
-            settings.driver,
-            DriverOptions(
-                report_interval=settings.report_interval,
-                service_down_time=settings.service_down_time,
-                timeout=settings.driver_timeout,
-            ),
+        timings = Timings(
+            report_interval=settings.report_interval,
+            service_down_time=settings.service_down_time,
+            store_timeout=settings.store_timeout,
+            driver_timeout=settings.driver_timeout,
+            max_clock_skew=settings.max_clock_skew,
+        )
+        driver: Driver = load_backend_class("sg.drivers", settings.driver, "driver").from_url(
+            settings.driver, timings
         )
         return cls(
             store,
@@ -249,9 +253,7 @@ class ServiceGroup:
         """Check both backends concurrently, each under its deadline (for health checks).
 
         Returns ``{"store": error, "driver": error}`` where ``error`` is ``None`` when
-        the backend answered. The store is pinged; the Driver protocol has no ping, so
-        the driver is asked for one sentinel member: one round trip, and an answer of
-        ``None`` means unreachable.
+        the backend answered (the driver checks every server it uses).
         """
         errors: dict[str, str | None] = {}
 
@@ -263,18 +265,16 @@ class ServiceGroup:
                 errors["store"] = str(exc)
 
         async def driver() -> None:
-            sentinel = Service(host="sg-ping", binary="sg-ping", topic="sg-ping")
             try:
                 with anyio.fail_after(self.driver_timeout):
-                    answer = await self.driver.members([sentinel])
+                    await self.driver.ping()
             except TimeoutError:
                 errors["driver"] = f"{self.driver.name}: no answer within {self.driver_timeout:g}s"
                 return
             except BackendUnavailable as exc:
                 errors["driver"] = str(exc)
                 return
-            reachable = answer.get(sentinel.key) is not None
-            errors["driver"] = None if reachable else f"{self.driver.name}: server unreachable"
+            errors["driver"] = None
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(store)
@@ -307,7 +307,7 @@ class ServiceGroup:
             "set_forced_down", self.store.set_forced_down(key, forced_down)
         )
 
-    async def leave(self, service: Service | ServiceKey) -> None:
+    async def leave(self, service: Service | Member | ServiceKey) -> None:
         """Mark the record ``left`` and remove the driver member now.
 
         The service reads ``down`` (reason ``left``) until its next heartbeat. The
@@ -316,7 +316,7 @@ class ServiceGroup:
         :data:`LEAVE_ORDER_GRACE` after the start: a slow store must not keep a
         stopped service's member alive.
         """
-        target = await self._service(service)
+        target = service if isinstance(service, Member) else (await self._service(service)).member
         errors: list[BaseException] = []
         marked = anyio.Event()
 
@@ -363,7 +363,7 @@ class ServiceGroup:
             )
         try:
             with anyio.fail_after(self.driver_timeout):
-                await self.driver.leave(target)
+                await self.driver.leave(target.member)
         except (BackendUnavailable, TimeoutError) as exc:
             if not force:
                 raise Refused(

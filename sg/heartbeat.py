@@ -27,7 +27,7 @@ from anyio.abc import TaskStatus
 
 from sg.config import ServiceSpec
 from sg.errors import BackendUnavailable
-from sg.model import Service, ServiceKey
+from sg.model import Member, ServiceKey
 
 if TYPE_CHECKING:
     from sg.group import ServiceGroup
@@ -108,7 +108,7 @@ class Heartbeat:
         self.last_round_ok: bool | None = None
         self._wake = anyio.Event()
         self._driver_cleared = False
-        self.member = Service(host=spec.host, binary=spec.binary, topic=spec.topic, version=spec.version)
+        self.member = Member(host=spec.host, binary=spec.binary, topic=spec.topic, version=spec.version)
         self._registered = False
         self._joined = False
         self._skewed = False

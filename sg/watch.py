@@ -10,11 +10,12 @@ a round is due at least once per interval even with push notifications.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 
+from sg.drivers.base import ChangeNotifier
 from sg.errors import BackendUnavailable
 from sg.model import ServiceEvent, ServiceKey, ServiceStatus
 
@@ -24,15 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["ChangeNotifier", "watch"]
 
 log = structlog.get_logger("sg.watch")
-
-
-@runtime_checkable
-class ChangeNotifier(Protocol):
-    """A driver that can push membership changes instead of being polled."""
-
-    async def wait_for_change(self, topic: str | None, timeout: float) -> bool:
-        """Return ``True`` as soon as a member of ``topic`` (any topic if ``None``)
-        joins or leaves, ``False`` after ``timeout`` seconds without a change."""
 
 
 async def watch(

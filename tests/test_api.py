@@ -245,7 +245,7 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
         # A service that is down but still a driver member (its record went stale or
         # never reported): DELETE needs no force and must still call leave.
         record = await group.store.register("down", "nova-compute", "compute", 0)
-        await group.driver.join(record)
+        await group.driver.join(record.member)
         r = await client.get(f"/v1/services/{record.uuid}", headers=AUTH)
         assert r.json()["service"]["state"] == "down"
         r = await client.delete(f"/v1/services/{record.uuid}", headers=AUTH)

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from sg import NotFound, Refused, ServiceGroup, ServiceSpec
-from sg.model import Service, ServiceKey
+from sg.model import Member, Service, ServiceKey
 from tests.conftest import SERVICE_DOWN_TIME
 from tests.waiting import eventually
 
@@ -270,10 +270,10 @@ async def test_leave_marks_the_record_before_removing_the_member(group: ServiceG
     async with group.join("sg-compute", "compute", host="host-1"):
         real_leave, real_mark = group.driver.leave, group.store.mark_left
 
-        async def observing_leave(service: Service) -> None:
-            record = await group.store.get(service.key)
+        async def observing_leave(member: Member) -> None:
+            record = await group.store.get(member.key)
             seen_left_at_driver_leave.append(record is not None and record.left)
-            await real_leave(service)
+            await real_leave(member)
 
         async def slower_mark(key: ServiceKey) -> bool:
             await anyio.sleep(0.05)  # store latency, below the ordering grace
