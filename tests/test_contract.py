@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from sg import NotFound, Refused, ServiceGroup, ServiceSpec
+from sg.drivers.base import Driver
 from sg.model import Member, Service, ServiceKey
 from tests.conftest import SERVICE_DOWN_TIME
 from tests.waiting import eventually
@@ -303,3 +304,10 @@ async def test_a_hung_store_does_not_keep_the_member(group: ServiceGroup) -> Non
     membership = await group.driver.members([hb.member])
     # The db driver holds nothing to remove; every other driver has dropped the member.
     assert membership[hb.member.key] is (group.driver.name == "db")
+
+
+async def test_driver_meets_the_protocol_and_answers_ping(group: ServiceGroup) -> None:
+    assert isinstance(group.driver, Driver)
+    with anyio.fail_after(group.driver_timeout):
+        await group.driver.ping()
+    assert await group.ping() == {"store": None, "driver": None}
