@@ -40,9 +40,10 @@ in ``tests/test_zookeeper*.py``, and what this module does about it:
   tears the session down by hand when it times out.
 * Watches are one-shot; ``Session.set_existing_watches`` re-arms the paths that
   have callbacks after every reconnect.
-* aiozk's own timeouts raise ``aiozk.exc.TimeoutError``, a ``ZKError``, never the
-  builtin ``TimeoutError``: a ``TimeoutError`` out of this module is always the
-  caller's deadline.
+* aiozk's request timeouts raise ``aiozk.exc.TimeoutError``, a ``ZKError``; its one
+  builtin ``TimeoutError`` (``Connection.connect``) stays inside ``make_connection``,
+  and any other is an ``OSError`` that :func:`_mapped` maps. So a ``TimeoutError``
+  out of this module is always the caller's deadline.
 
 aiozk uses asyncio directly (``asyncio.create_task``, futures): the driver works
 on anyio's asyncio backend only.
