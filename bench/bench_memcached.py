@@ -43,7 +43,7 @@ async def run_servicegroup(pg: PostgresServer, mc: MemcachedServer) -> tuple[flo
             for i in part:
                 service = await group.store.register(f"host-{i:05d}", "sg-compute", "compute", 1)
                 await group.store.beat(service.key)
-                await driver.join(service)
+                await driver.join(service.member)
                 services.append(service)
 
         start = time.perf_counter()

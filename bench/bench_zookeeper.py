@@ -65,7 +65,7 @@ async def ours(hosts: str) -> tuple[Timing, Timing, Timing]:
             for i in range(N):
                 service = await group.store.register(f"host-{i:05d}", "sg-compute", "compute", 1)
                 await group.store.beat(ServiceKey(service.host, service.binary))
-                await driver.join(service)
+                await driver.join(service.member)
             statuses = await group.list(topic="compute")
             assert len(statuses) == N
             assert all(s.is_up for s in statuses)

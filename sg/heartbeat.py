@@ -2,10 +2,10 @@
 
 Each beat stamps the store record and refreshes the driver member, concurrently,
 each step under one deadline kept by :class:`~sg.backends.Backends`. A failure
-of either is logged once per outage (then at 2, 4, 8, ... failures) and the loop goes on: a backend fault never ends
-it. A record deleted under a live service, or a member the driver lost, is
-re-created and counted as a re-join. On exit the service leaves, shielded and
-bounded, so a clean stop reads ``down`` at once.
+of either is logged once per outage (then at 2, 4, 8, ... failures) and the loop
+goes on: a backend fault never ends it. A record deleted under a live service,
+or a member the driver lost, is re-created and counted as a re-join. On exit the
+service leaves, shielded and bounded, so a clean stop reads ``down`` at once.
 
 A *gate* (the agent's local health check) may hold a service down: before each
 beat the gate is asked; while it returns a failure reason the heartbeat does not

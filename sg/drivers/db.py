@@ -6,11 +6,14 @@ A clean stop is still seen at once: the group records ``left`` in the store.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 from urllib.parse import urlsplit
 
-from sg.drivers.base import DriverOptions, Membership
+from sg.drivers.base import Membership
 from sg.errors import ConfigError
-from sg.model import Service
+from sg.model import Member, Service
+from sg.redact import redact_url
+from sg.timings import Timings
 
 __all__ = ["DBDriver"]
 
@@ -20,16 +23,18 @@ class DBDriver:
 
     name = "db"
 
-    def __init__(self, options: DriverOptions | None = None) -> None:
-        self.options = options or DriverOptions()
+    def __init__(self, timings: Timings | None = None) -> None:
+        self.timings = timings or Timings()
 
     @classmethod
-    def from_url(cls, url: str, options: DriverOptions) -> DBDriver:
+    def from_url(cls, url: str, timings: Timings) -> Self:
         """``db://`` (takes no host or options)."""
         parts = urlsplit(url)
         if parts.netloc or parts.path not in ("", "/") or parts.query:
-            raise ConfigError(f"driver URL {url!r}: the db driver takes no host or options; use 'db://'")
-        return cls(options)
+            raise ConfigError(
+                f"driver URL {redact_url(url)!r}: the db driver takes no host or options; use 'db://'"
+            )
+        return cls(timings)
 
     async def open(self) -> None:
         """Nothing to connect."""
@@ -37,16 +42,19 @@ class DBDriver:
     async def close(self) -> None:
         """Nothing to release."""
 
-    async def join(self, service: Service) -> None:
+    async def ping(self) -> None:
+        """No server of its own: the store is the backend."""
+
+    async def join(self, member: Member) -> None:
         """Nothing to hold."""
 
-    async def refresh(self, service: Service) -> bool:
+    async def refresh(self, member: Member) -> bool:
         """Never re-joins."""
         return False
 
-    async def leave(self, service: Service) -> None:
+    async def leave(self, member: Member) -> None:
         """Nothing to remove: the group marks the record ``left``."""
 
-    async def members(self, services: Sequence[Service]) -> Membership:
+    async def members(self, services: Sequence[Service | Member]) -> Membership:
         """Every service is a member."""
         return {s.key: True for s in services}

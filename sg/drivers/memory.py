@@ -7,11 +7,13 @@ Drivers with the same NAME in one process share members. Tests can call
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 from urllib.parse import urlsplit
 
-from sg.drivers.base import DriverOptions, Membership
+from sg.drivers.base import Membership
 from sg.errors import ConfigError
-from sg.model import Service, ServiceKey
+from sg.model import Member, Service, ServiceKey
+from sg.timings import Timings
 
 __all__ = ["MemoryDriver", "expire_member", "reset_memory_drivers"]
 
@@ -33,18 +35,18 @@ class MemoryDriver:
 
     name = "memory"
 
-    def __init__(self, shared_name: str = "default", options: DriverOptions | None = None) -> None:
+    def __init__(self, shared_name: str = "default", timings: Timings | None = None) -> None:
         self.shared_name = shared_name
-        self.options = options or DriverOptions()
+        self.timings = timings or Timings()
         self._members = _SHARED.setdefault(shared_name, set())
 
     @classmethod
-    def from_url(cls, url: str, options: DriverOptions) -> MemoryDriver:
+    def from_url(cls, url: str, timings: Timings) -> Self:
         """``memory://`` or ``memory://NAME``."""
         parts = urlsplit(url)
         if parts.path not in ("", "/") or parts.query:
             raise ConfigError(f"driver URL {url!r}: memory takes only a name, as 'memory://NAME'")
-        return cls(parts.netloc or "default", options)
+        return cls(parts.netloc or "default", timings)
 
     async def open(self) -> None:
         """Nothing to connect."""
@@ -52,21 +54,24 @@ class MemoryDriver:
     async def close(self) -> None:
         """Members stay, as the backend would keep another process's members."""
 
-    async def join(self, service: Service) -> None:
-        """Hold the member."""
-        self._members.add(service.key)
+    async def ping(self) -> None:
+        """In process: always answers."""
 
-    async def refresh(self, service: Service) -> bool:
+    async def join(self, member: Member) -> None:
+        """Hold the member."""
+        self._members.add(member.key)
+
+    async def refresh(self, member: Member) -> bool:
         """Re-add the member if it was lost."""
-        if service.key in self._members:
+        if member.key in self._members:
             return False
-        self._members.add(service.key)
+        self._members.add(member.key)
         return True
 
-    async def leave(self, service: Service) -> None:
+    async def leave(self, member: Member) -> None:
         """Drop the member."""
-        self._members.discard(service.key)
+        self._members.discard(member.key)
 
-    async def members(self, services: Sequence[Service]) -> Membership:
+    async def members(self, services: Sequence[Service | Member]) -> Membership:
         """Membership of each."""
         return {s.key: s.key in self._members for s in services}

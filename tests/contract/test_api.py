@@ -183,7 +183,7 @@ async def test_put_not_json_is_400(client: httpx.AsyncClient, mem_group: Service
 @pytest.fixture(params=sorted([*DRIVERS, "memory"]))
 def any_driver_url(request: pytest.FixtureRequest) -> str:
     """Each driver of the contract suite, plus the memory driver (server fixtures are
-    resolved here, synchronously, as tests.backends expects)."""
+    resolved here, synchronously, as tests.support.backends expects)."""
     if request.param == "memory":
         return f"memory://api{next(_names)}"
     return DRIVERS[request.param](request)
@@ -220,7 +220,7 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
         # A service that is down but still a driver member (its record went stale or
         # never reported): DELETE needs no force and must still call leave.
         record = await group.store.register("down", "nova-compute", "compute", 0)
-        await group.driver.join(record)
+        await group.driver.join(record.member)
         r = await client.get(f"/v1/services/{record.uuid}", headers=AUTH)
         assert r.json()["service"]["state"] == "down"
         r = await client.delete(f"/v1/services/{record.uuid}", headers=AUTH)

@@ -21,7 +21,7 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
     store = group.store
     service = await store.register("h1", "sg-web", "web", 3)
     # A driver with a second signal (ZooKeeper) must hold the member for "up".
-    await group.driver.join(service)
+    await group.driver.join(service.member)
     assert await store.beat(KEY) is not None
     assert (await group.get("h1", "sg-web")).verdict.state == "up"
 

@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from sg import Member, NotFound, Refused, ServiceGroup
+from sg.drivers.base import Driver
 from sg.model import Service, ServiceKey
 from tests.support.backends import SERVICE_DOWN_TIME
 from tests.support.waiting import eventually
@@ -270,10 +271,10 @@ async def test_leave_marks_the_record_before_removing_the_member(group: ServiceG
     async with group.join("sg-compute", "compute", host="host-1"):
         real_leave, real_mark = group.driver.leave, group.store.mark_left
 
-        async def observing_leave(service: Service) -> None:
-            record = await group.store.get(service.key)
+        async def observing_leave(member: Member) -> None:
+            record = await group.store.get(member.key)
             seen_left_at_driver_leave.append(record is not None and record.left)
-            await real_leave(service)
+            await real_leave(member)
 
         async def slower_mark(key: ServiceKey) -> bool:
             await anyio.sleep(0.05)  # store latency, below the ordering grace
@@ -303,3 +304,10 @@ async def test_a_hung_store_does_not_keep_the_member(group: ServiceGroup) -> Non
     membership = await group.driver.members([hb.member])
     # The db driver holds nothing to remove; every other driver has dropped the member.
     assert membership[hb.member.key] is (group.driver.name == "db")
+
+
+async def test_driver_meets_the_protocol_and_answers_ping(group: ServiceGroup) -> None:
+    assert isinstance(group.driver, Driver)
+    with anyio.fail_after(group.driver_timeout):
+        await group.driver.ping()
+    assert await group.ping() == {"store": None, "driver": None}

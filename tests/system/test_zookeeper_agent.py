@@ -221,7 +221,7 @@ async def node_owner(group: ServiceGroup) -> int | None:
     s = await status(group)
     assert s is not None
     try:
-        _, stat = await driver._require().get(driver.member_path(s.service))
+        _, stat = await driver.client.raw.get(driver.member_path(s.service))
     except zkexc.NoNode:
         return None
     return int(stat.ephemeral_owner)

@@ -8,8 +8,8 @@ from collections import Counter
 import aiomcache
 import pytest
 
-from sg.drivers.memcached import MAX_RELATIVE_EXPIRY, MemcachedConfig, member_ttl
-from sg.drivers.memcached_keys import MAX_KEY_BYTES, member_key, pick_server
+from sg.drivers.memcached import MAX_RELATIVE_EXPIRY, member_ttl, parse_url
+from sg.drivers.memcached.keys import MAX_KEY_BYTES, member_key, pick_server
 from sg.errors import ConfigError
 from sg.testing.memcached import MemcachedServer
 
@@ -141,11 +141,11 @@ def test_removing_a_server_moves_only_its_keys() -> None:
 
 
 def test_url_parsing() -> None:
-    config = MemcachedConfig.from_url("memcached://MC1:11211,mc2,[::1]:11300/?prefix=nova&pool_size=4")
+    config = parse_url("memcached://MC1:11211,mc2,[::1]:11300/?prefix=nova&pool_size=4")
     assert config.servers == (("mc1", 11211), ("mc2", 11211), ("::1", 11300))
     assert config.server_names == ("mc1:11211", "mc2:11211", "[::1]:11300")
     assert (config.prefix, config.pool_size) == ("nova", 4)
-    assert MemcachedConfig.from_url("memcached://mc1").prefix == "sg"
+    assert parse_url("memcached://mc1").prefix == "sg"
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_url_parsing() -> None:
 )
 def test_bad_urls_are_config_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
-        MemcachedConfig.from_url(url)
+        parse_url(url)
     assert "secret" not in str(info.value)
 
 

@@ -14,14 +14,13 @@ import anyio
 import pytest
 
 from sg import ServiceGroup
-from sg.config import ServiceSpec
-from sg.drivers.base import DriverOptions
 from sg.drivers.memcached import MemcachedDriver
 from sg.errors import BackendTimeout, BackendUnavailable
 from sg.heartbeat import Heartbeat
-from sg.model import Service, ServiceStatus
+from sg.model import Member, Service, ServiceStatus
 from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
+from sg.timings import Timings
 from tests.support.waiting import eventually
 
 REPORT_INTERVAL = 1.0
@@ -30,10 +29,9 @@ DOWN_TIME = 2.5
 Factory = Callable[..., list[MemcachedServer]]
 
 
-def driver_for(servers: list[MemcachedServer], timeout: float = 2.0) -> MemcachedDriver:
+def driver_for(servers: list[MemcachedServer]) -> MemcachedDriver:
     return MemcachedDriver.from_url(
-        memcached_url(servers),
-        DriverOptions(report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME, timeout=timeout),
+        memcached_url(servers), Timings(report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME)
     )
 
 
@@ -132,7 +130,7 @@ async def test_listing_10000_members_is_one_request_per_server(
 
 async def _join_all(driver: MemcachedDriver, services: list[Service]) -> None:
     for service in services:
-        await driver.join(service)
+        await driver.join(service.member)
 
 
 async def test_one_of_three_servers_down_makes_only_its_members_unknown(
@@ -186,7 +184,7 @@ async def test_every_server_down_raises_with_detail(sg_memcached_factory: Factor
     driver = driver_for([server])
     await driver.open()
     try:
-        service = Service(host="h", binary="b", topic="t")
+        service = Member(host="h", binary="b", topic="t")
         await driver.join(service)
         server.stop()
         with pytest.raises(BackendUnavailable, match=rf"get on 127\.0\.0\.1:{server.port}"):
@@ -202,7 +200,7 @@ async def test_restart_loses_keys_and_refresh_rejoins_without_failing(sg_memcach
     driver = driver_for([server])
     await driver.open()
     try:
-        service = Service(host="h", binary="b", topic="t")
+        service = Member(host="h", binary="b", topic="t")
         await driver.join(service)
         assert await driver.refresh(service) is False
         for _ in range(2):
@@ -263,10 +261,10 @@ async def test_server_hanging_up_mid_reply_is_unavailable_not_a_hang(
 ) -> None:
     port = rude_server(True)
     driver = MemcachedDriver.from_url(
-        f"memcached://127.0.0.1:{port}", DriverOptions(report_interval=0.2, service_down_time=1, timeout=3)
+        f"memcached://127.0.0.1:{port}", Timings(report_interval=0.2, service_down_time=1)
     )
     await driver.open()
-    service = Service(host="h", binary="b", topic="t")
+    service = Member(host="h", binary="b", topic="t")
     try:
         # aiomcache 0.8.2 alone spins forever here (a one-line reply read at EOF).
         started = time.monotonic()
@@ -281,16 +279,20 @@ async def test_server_hanging_up_mid_reply_is_unavailable_not_a_hang(
         await driver.close()
 
 
-async def test_server_that_never_answers_times_out(rude_server: Callable[[bool], int]) -> None:
+async def test_server_that_never_answers_leaves_the_deadline_to_the_caller(
+    rude_server: Callable[[bool], int],
+) -> None:
+    """The driver declares no deadline of its own: the caller's fires as TimeoutError
+    (the caller maps it), and the interrupted connection is not reused."""
     port = rude_server(False)
     driver = MemcachedDriver.from_url(
-        f"memcached://127.0.0.1:{port}", DriverOptions(report_interval=0.2, service_down_time=1, timeout=0.3)
+        f"memcached://127.0.0.1:{port}", Timings(report_interval=0.2, service_down_time=1)
     )
     await driver.open()
     try:
         started = time.monotonic()
-        with pytest.raises(BackendTimeout, match=r"no answer within 0\.3s"):
-            await driver.refresh(Service(host="h", binary="b", topic="t"))
+        with pytest.raises(TimeoutError), anyio.fail_after(0.3):
+            await driver.refresh(Member(host="h", binary="b", topic="t"))
         assert time.monotonic() - started < 1.5
     finally:
         await driver.close()
@@ -317,7 +319,7 @@ async def test_member_never_lapses_between_beats_at_sub_second_down_time(
         ) as group,
         anyio.create_task_group() as tg,
     ):
-        hb = group.heartbeat(ServiceSpec(binary="sg-fast", topic="fast", host="h"), observer=observe)
+        hb = group.heartbeat(Member(host="h", binary="sg-fast", topic="fast"), observer=observe)
         await tg.start(hb.run)
         await eventually(lambda: group.get("h", "sg-fast"), lambda s: s.is_up, 5, "up")
         deadline = time.monotonic() + 2.5  # spans at least two memcached clock ticks
@@ -341,7 +343,7 @@ async def test_membership_reply_parsing_survives_odd_values(sg_memcached: Memcac
     await driver.open()
     raw = aiomcache.Client("127.0.0.1", sg_memcached.port)
     try:
-        services = [Service(host=f"h{i}", binary="b", topic="t") for i in range(6)]
+        services = [Member(host=f"h{i}", binary="b", topic="t") for i in range(6)]
         odd = [b"x\r\nEND\r\n", b"VALUE k 0 1\r\n", b"", b"\r\n", b"y" * 300_000]
         for service, value in zip(services, odd, strict=False):
             assert await raw.set(driver.placement(service)[1], value, exptime=60)
@@ -373,11 +375,53 @@ async def test_a_silent_server_costs_only_its_own_members(
             on.setdefault(driver.placement(service)[0], service)
         await group.store.beat(on[0].key)
         await group.store.beat(on[1].key)
-        await driver.join(on[0])
+        await driver.join(on[0].member)
         started = time.monotonic()
         statuses = states(await group.list(topic="p"))  # one listing spanning both servers
         assert time.monotonic() - started < 0.5 + 0.5
         assert statuses[on[0].key] == ("up", "ok")
         assert statuses[on[1].key] == ("unknown", "driver_unreachable")
-        both = await driver.members([on[0], on[1]])
+        with anyio.fail_after(0.5):  # the caller's deadline, shared out per server
+            both = await driver.members([on[0], on[1]])
         assert both == {on[0].key: True, on[1].key: None}
+
+
+# -- ping ---------------------------------------------------------------------------------
+
+
+async def test_ping_names_the_one_of_two_servers_that_is_stopped(sg_memcached_factory: Factory) -> None:
+    servers = sg_memcached_factory(2)
+    driver = driver_for(servers)
+    await driver.open()
+    try:
+        await driver.ping()
+        assert driver.requests == dict.fromkeys(driver.servers, 1)  # one round trip to each
+        servers[1].stop()
+        with pytest.raises(BackendUnavailable, match="1 of 2 servers") as info:
+            await driver.ping()
+        assert f"version on {servers[1].address}" in str(info.value)
+        assert servers[0].address not in str(info.value)
+        servers[1].start()
+        await driver.ping()
+    finally:
+        await driver.close()
+
+
+async def test_ping_names_a_silent_server_within_the_callers_deadline(
+    sg_memcached: MemcachedServer, rude_server: Callable[[bool], int]
+) -> None:
+    """A server that never answers is named (not a bare TimeoutError) before the
+    caller's deadline: it gets only its share of it."""
+    silent = rude_server(False)
+    driver = MemcachedDriver.from_url(
+        f"memcached://{sg_memcached.address},127.0.0.1:{silent}",
+        Timings(report_interval=0.2, service_down_time=1),
+    )
+    await driver.open()
+    try:
+        with pytest.raises(BackendUnavailable, match=rf"version on 127\.0\.0\.1:{silent}: no answer") as info:
+            with anyio.fail_after(0.5):
+                await driver.ping()
+        assert sg_memcached.address not in str(info.value)
+    finally:
+        await driver.close()

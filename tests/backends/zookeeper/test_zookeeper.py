@@ -19,8 +19,8 @@ from aiozk import ZKClient
 from aiozk import exc as zkexc
 
 from sg import ServiceGroup
+from sg.backends import load_backend_class
 from sg.config import redact_url
-from sg.drivers.base import DriverOptions, open_driver
 from sg.drivers.zookeeper import (
     ZooKeeperDriver,
     decode_name,
@@ -30,9 +30,11 @@ from sg.drivers.zookeeper import (
     parse_url,
 )
 from sg.errors import BackendUnavailable, ConfigError
-from sg.model import Service, ServiceEvent, ServiceKey
+from sg.model import Member, ServiceEvent, ServiceKey
+from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import free_port
 from sg.testing.zookeeper import ZooKeeperServer, expire_session, session_password
+from sg.timings import Timings
 from tests.support.waiting import eventually
 
 T = TypeVar("T")
@@ -51,13 +53,13 @@ async def current(read: Callable[[], T]) -> T:
     return read()
 
 
-def svc(host: str = "host-1", binary: str = "sg-compute", topic: str = "compute") -> Service:
-    return Service(host=host, binary=binary, topic=topic)
+def svc(host: str = "host-1", binary: str = "sg-compute", topic: str = "compute") -> Member:
+    return Member(host=host, binary=binary, topic=topic)
 
 
 @pytest.fixture
 async def driver(sg_zookeeper_url: str) -> AsyncIterator[ZooKeeperDriver]:
-    d = ZooKeeperDriver.from_url(sg_zookeeper_url, DriverOptions(timeout=3))
+    d = ZooKeeperDriver.from_url(sg_zookeeper_url, Timings(driver_timeout=3))
     await d.open()
     try:
         yield d
@@ -102,7 +104,8 @@ def test_url_options_are_typed_and_validated() -> None:
 
 
 def test_scheme_selects_the_driver() -> None:
-    d = open_driver("zookeeper://127.0.0.1:1/x?session_timeout=3", DriverOptions())
+    url = "zookeeper://127.0.0.1:1/x?session_timeout=3"
+    d = load_backend_class("sg.drivers", url, "driver").from_url(url, Timings())
     assert isinstance(d, ZooKeeperDriver)
     assert d.options.session_timeout == 3
 
@@ -110,7 +113,7 @@ def test_scheme_selects_the_driver() -> None:
 def test_secret_is_never_shown() -> None:
     secret = "s3cr3t-value"
     url = f"zookeeper://zk1:2181/sg?auth=digest:alice:{secret}"
-    d = ZooKeeperDriver.from_url(url, DriverOptions())
+    d = ZooKeeperDriver.from_url(url, Timings())
     assert secret not in repr(d)
     assert secret not in repr(d.options)
     with pytest.raises(ConfigError) as info:
@@ -157,7 +160,7 @@ def test_names_encode_safely_and_decode_exactly(name: str) -> None:
 async def test_join_creates_ephemeral_node_with_payload(driver: ZooKeeperDriver) -> None:
     s = svc()
     await driver.join(s)
-    client = driver._require()
+    client = driver.client.raw
     data, stat = await client.get(driver.member_path(s))
     assert stat.ephemeral_owner == driver.session_id
     assert stat.ephemeral_owner != 0
@@ -177,7 +180,7 @@ async def test_odd_names_round_trip_through_zookeeper(driver: ZooKeeperDriver) -
     for s in services:
         await driver.join(s)
     assert await driver.members(services) == {s.key: True for s in services}
-    client = driver._require()
+    client = driver.client.raw
     for s in services:
         children = await client.get_children(driver.topic_path(s.topic))
         assert [parse_member_name(c) for c in children] == [s.key]
@@ -190,7 +193,7 @@ async def test_membership_is_one_get_children_per_topic(driver: ZooKeeperDriver)
     services = [svc(host=f"h{i:03d}", topic=("compute" if i % 2 else "scheduler")) for i in range(100)]
     for s in services[:60]:
         await driver.join(s)
-    client = driver._require()
+    client = driver.client.raw
     calls: list[str] = []
     real = client.get_children
 
@@ -208,14 +211,14 @@ async def test_membership_is_one_get_children_per_topic(driver: ZooKeeperDriver)
 async def test_node_of_a_dead_session_does_not_block_rejoin(sg_zookeeper_url: str) -> None:
     """A node left by another session (our previous, killed incarnation) is taken over."""
     s = svc()
-    old = ZooKeeperDriver.from_url(sg_zookeeper_url, DriverOptions(timeout=3))
-    new = ZooKeeperDriver.from_url(sg_zookeeper_url, DriverOptions(timeout=3))
+    old = ZooKeeperDriver.from_url(sg_zookeeper_url, Timings(driver_timeout=3))
+    new = ZooKeeperDriver.from_url(sg_zookeeper_url, Timings(driver_timeout=3))
     await old.open()
     await new.open()
     try:
         await old.join(s)
         await new.join(s)
-        _, stat = await new._require().get(new.member_path(s))
+        _, stat = await new.client.raw.get(new.member_path(s))
         assert stat.ephemeral_owner == new.session_id
         assert new.session_id != old.session_id
         assert await new.members([s]) == {s.key: True}
@@ -236,6 +239,35 @@ async def test_unreachable_zookeeper_is_unknown_never_up(tmp_path: Path) -> None
         assert not status.is_up
         with pytest.raises(BackendUnavailable):
             await group.driver.members([status.service])
+        with pytest.raises(BackendUnavailable, match="ping: not connected"):
+            await group.driver.ping()
+
+
+async def test_ping_round_trips_and_fails_fast_when_the_server_is_down() -> None:
+    """With the server stopped, ping raises at once naming the servers, well before the
+    caller's deadline (aiozk alone would wait for a connection until the deadline)."""
+    deadline = 3.0
+    with start_zookeeper() as server:
+        driver = ZooKeeperDriver.from_url(server.url("ping", session_timeout=2), Timings(driver_timeout=3))
+        await driver.open()
+        try:
+            client = driver.client.raw
+            sent = client.session.xid
+            with anyio.fail_after(deadline):
+                await driver.ping()
+            assert client.session.xid > sent  # a request went to the server
+            server.stop()
+            await eventually(lambda: current(lambda: driver.connected), lambda c: not c, 5, "disconnected")
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailable, match=rf"ping: not connected to {server.hosts}"):
+                with anyio.fail_after(deadline):
+                    await driver.ping()
+            took = time.monotonic() - started
+            print(f"zookeeper ping with the server down failed in {took:.3f}s")
+            # Fail fast: a small fraction of the deadline, with room for a loaded machine.
+            assert took < deadline / 3, took
+        finally:
+            await driver.close()
 
 
 async def test_forced_session_expiry_recovers_20_times(tmp_path: Path, sg_zookeeper: ZooKeeperServer) -> None:
@@ -249,7 +281,7 @@ async def test_forced_session_expiry_recovers_20_times(tmp_path: Path, sg_zookee
             assert (await reader.get("host-1", "sg-compute")).is_up
             recoveries = []
             for trial in range(20):
-                session = zk._session
+                session = zk.client.session
                 assert session is not None
                 before = zk.sessions
                 old_id = zk.session_id
@@ -271,7 +303,7 @@ async def test_forced_session_expiry_recovers_20_times(tmp_path: Path, sg_zookee
                     f"up again after expiry #{trial}",
                 )
                 recoveries.append(time.monotonic() - renewed)
-                _, stat = await zk._require().get(zk.member_path(hb.member))
+                _, stat = await zk.client.raw.get(zk.member_path(hb.member))
                 assert stat.ephemeral_owner == zk.session_id
                 # Counted once by the driver, and once by the heartbeat on its next beat.
                 assert zk.rejoins == trial + 1
@@ -332,10 +364,10 @@ async def test_digest_acl_only_creator_may_change_anyone_may_read(sg_zookeeper: 
     secret = "hunter2-secret"
     s = svc()
     owner = ZooKeeperDriver.from_url(
-        sg_zookeeper.url(chroot, session_timeout=2, auth=f"digest:sg:{secret}"), DriverOptions(timeout=3)
+        sg_zookeeper.url(chroot, session_timeout=2, auth=f"digest:sg:{secret}"), Timings(driver_timeout=3)
     )
     intruder = ZooKeeperDriver.from_url(
-        sg_zookeeper.url(chroot, session_timeout=2, auth="digest:sg:wrong"), DriverOptions(timeout=3)
+        sg_zookeeper.url(chroot, session_timeout=2, auth="digest:sg:wrong"), Timings(driver_timeout=3)
     )
     anonymous = ZKClient(sg_zookeeper.hosts, session_timeout=2)
     with structlog.testing.capture_logs() as logs:

@@ -1,4 +1,4 @@
-"""Memcached member keys and their placement: pure functions, no I/O.
+"""Member keys of the memcached driver and their placement: pure functions, no I/O.
 
 A member key names topic, host and binary under a prefix. Each name is
 percent-encoded from its UTF-8 bytes (lone surrogates included), keeping only

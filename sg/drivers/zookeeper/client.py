@@ -1,0 +1,349 @@
+"""The aiozk adaptation: the only module of the driver that imports aiozk.
+
+:class:`ZooKeeperClient` is what :mod:`sg.drivers.zookeeper.driver` talks to: a
+session that reconnects fast, re-authenticates and reports new sessions, and a
+handful of calls whose expected outcomes (no node, node exists, version moved)
+are return values and whose faults are :class:`~sg.errors.BackendUnavailable`,
+mapped in one place (:func:`_mapped`). An aiozk upgrade touches this file only.
+
+What aiozk 0.32.0 does, verified by reading its source (``session.py``,
+``connection.py``, ``client.py``, ``recipes/base_watcher.py``) and by the tests
+in ``tests/test_zookeeper*.py``, and what this module does about it:
+
+* ``Session.repair_loop`` reconnects and, after an expiry, opens a new session by
+  itself, but nothing re-creates ephemeral nodes. We subclass ``Session`` per
+  client: ``establish_session`` reports each established session to the driver,
+  whose keeper task re-creates every member this process holds as soon as the
+  session id changes (not on the next beat). Each beat also checks that the node
+  exists and that ``stat.ephemeral_owner`` is the current session.
+* ``Session.find_server`` backs off 4, 8, 16, 32, 60 s (a fresh
+  ``RetryPolicy.exponential_backoff(maximum=MAX_FIND_WAIT)`` per repair; patching
+  the module global would change every client in the process). Our subclass
+  overrides ``find_server`` with a short, capped, jittered backoff
+  (``reconnect_max``), so a session survives an outage shorter than its timeout.
+  Each attempt is bounded: aiozk's handshake reads ``srvr`` with no timeout.
+* ``Connection.read_loop`` returns silently at EOF, leaving the session
+  ``CONNECTED`` and pending calls hanging until a ping times out (2/3 of the
+  session timeout). Our ``Connection`` subclass reports the end of its read loop;
+  the session then moves to ``SUSPENDED`` (which starts the repair) and fails the
+  pending calls.
+* ``Session.send`` waits for a connected state forever (``RetryPolicy.forever``):
+  every call runs under its caller's deadline, and the driver's reads check
+  :attr:`ZooKeeperClient.connected` first, failing fast with
+  ``BackendUnavailable`` while not connected, so a verdict is ``unknown``
+  (``driver_unreachable``), never ``up`` and never a confident ``down``.
+* aiozk never sends authentication. With ``auth=digest:user:secret`` our
+  ``establish_session`` sends an ``AuthRequest`` on every new connection (ZooKeeper
+  keeps auth per connection) before any other request.
+* ``Session.close`` sends a ``CloseRequest`` that blocks while disconnected and
+  then skips the rest of its cleanup; :meth:`ZooKeeperClient.close` bounds it and
+  tears the session down by hand when it times out.
+* Watches are one-shot; ``Session.set_existing_watches`` re-arms the paths that
+  have callbacks after every reconnect.
+* aiozk's request timeouts raise ``aiozk.exc.TimeoutError``, a ``ZKError``; its one
+  builtin ``TimeoutError`` (``Connection.connect``) stays inside ``make_connection``,
+  and any other is an ``OSError`` that :func:`_mapped` maps. So a ``TimeoutError``
+  out of this module is always the caller's deadline.
+
+aiozk uses asyncio directly (``asyncio.create_task``, futures): the driver works
+on anyio's asyncio backend only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from enum import Enum
+from typing import Any, NamedTuple
+
+import anyio
+import structlog
+from aiozk import ACL, WatchEvent, ZKClient, protocol
+from aiozk import exc as zkexc
+from aiozk.connection import Connection
+from aiozk.session import Session
+from aiozk.states import States
+
+from sg.drivers.zookeeper.url import DigestAuth
+from sg.errors import BackendUnavailable, translate_errors
+
+__all__ = ["Created", "NodeStat", "ZooKeeperClient"]
+
+log = structlog.get_logger("sg.drivers.zookeeper")
+
+NAME = "zookeeper"
+#: What aiozk raises on a backend fault: its ZKError (lost connection, expired
+#: session, its own timeouts, refused requests) and socket errors.
+_FAULTS: tuple[type[BaseException], ...] = (zkexc.ZKError, OSError)
+#: The watch events that mean "the children of this path may have changed".
+_CHANGE_EVENTS = (WatchEvent.CHILDREN_CHANGED, WatchEvent.CREATED, WatchEvent.DELETED)
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """The one place aiozk's exceptions become :class:`BackendUnavailable`."""
+    with translate_errors(NAME, what, _FAULTS):
+        try:
+            yield
+        except zkexc.NoAuth as exc:
+            raise BackendUnavailable(NAME, f"{what}: not authorised (check auth=)") from exc
+
+
+class NodeStat(NamedTuple):
+    """What the driver needs of a znode's stat."""
+
+    #: Session id owning the (ephemeral) node; 0 for a persistent node.
+    ephemeral_owner: int
+    version: int
+
+
+class Created(Enum):
+    """The outcome of :meth:`ZooKeeperClient.create`."""
+
+    CREATED = "created"
+    EXISTS = "exists"
+    NO_PARENT = "no_parent"
+
+
+class _Connection(Connection):  # type: ignore[misc]
+    """A connection that reports the end of its read loop (aiozk ignores EOF)."""
+
+    on_read_loop_end: Callable[[_Connection], None] | None = None
+
+    def start_read_loop(self) -> None:
+        super().start_read_loop()
+        self.read_loop_task.add_done_callback(self._read_loop_ended)
+
+    def _read_loop_ended(self, _task: asyncio.Task[None]) -> None:
+        if self.on_read_loop_end is not None:
+            self.on_read_loop_end(self)
+
+
+class _Session(Session):  # type: ignore[misc]
+    """aiozk's session with fast reconnects, loss detection at EOF, auth on every
+    connection, and a callback for each established session."""
+
+    conn: Any
+    session_id: int | None
+
+    def __init__(
+        self,
+        servers: str,
+        timeout: float,
+        *,
+        reconnect_cap: float,
+        auth: DigestAuth | None,
+        on_established: Callable[[int, bool], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        super().__init__(servers, timeout, None, False, max(1.0, min(5.0, timeout / 2)))
+        self.reconnect_cap = reconnect_cap
+        self.auth = auth
+        self.on_established = on_established
+        self.on_lost = on_lost
+        self.last_established: int | None = None
+
+    async def make_connection(self, host: str, port: str | int) -> _Connection | None:
+        conn = _Connection(host, port, watch_handler=self.event_dispatch, read_timeout=self.read_timeout)
+        try:
+            # aiozk's handshake reads the `srvr` answer with no timeout of its own.
+            await asyncio.wait_for(conn.connect(), self.read_timeout)
+        except (TimeoutError, OSError, zkexc.ZKError):
+            return None
+        conn.on_read_loop_end = self._read_loop_ended
+        return conn
+
+    async def find_server(self, allow_read_only: bool) -> None:
+        attempt = 0
+        conn: _Connection | None = None
+        while conn is None:
+            if attempt:
+                delay = min(self.reconnect_cap, 0.05 * 2**attempt)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+            attempt += 1
+            for host, port in random.sample(self.hosts, len(self.hosts)):
+                conn = await self.make_connection(host, port)
+                if conn is not None and conn.start_read_only and not allow_read_only:
+                    _ = asyncio.create_task(conn.close(self.timeout))  # noqa: RUF006 - as aiozk does
+                    conn = None
+                if conn is not None:
+                    break
+            if conn is None and attempt in (1, 10, 100, 1000):
+                log.warning("zookeeper_unreachable", attempts=attempt, servers=self._servers())
+        old: Any = self.conn
+        self.conn = conn
+        if old is not None:
+            _ = asyncio.create_task(old.close(self.timeout))  # noqa: RUF006 - as aiozk does
+
+    def _servers(self) -> str:
+        return ",".join(f"{h}:{p}" for h, p in self.hosts)
+
+    async def establish_session(self) -> None:
+        await super().establish_session()
+        if self.auth is not None:
+            # Written before the read loop starts, so it precedes every other request.
+            future = self.conn.send(protocol.AuthRequest(type=0, scheme="digest", auth=self.auth.credential))
+            future.add_done_callback(_consume)
+        session_id = self.session_id or 0
+        new = session_id != self.last_established
+        self.last_established = session_id
+        self.on_established(session_id, new)
+
+    def _read_loop_ended(self, conn: _Connection) -> None:
+        if self.closing or conn is not self.conn:
+            return
+        if self.state.current_state in (States.CONNECTED, States.READ_ONLY):
+            self.state.transition_to(States.SUSPENDED)
+        conn.abort()
+        self.on_lost()
+
+    def teardown(self) -> None:
+        """Stop everything this session runs, without talking to the server."""
+        self.closing = True
+        for task in (self.repair_loop_task, self.heartbeat_task):
+            if task is not None and not task.done():
+                task.cancel()
+        if self.heartbeat_handle is not None:
+            self.heartbeat_handle.cancel()
+        if self.conn is not None:
+            self.conn.closing = True
+            if self.conn.read_loop_task is not None:
+                self.conn.read_loop_task.cancel()
+            if self.conn.writer is not None:
+                self.conn.writer.close()
+            self.conn.abort()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("zookeeper_auth_failed", error=type(future.exception()).__name__)
+
+
+def _acl(auth: DigestAuth | None) -> list[Any]:
+    if auth is not None:
+        owner = ACL.make("digest", auth.acl_id, True, True, True, True, True)
+        return [owner, ACL.make("world", "anyone", read=True)]
+    return [ACL.make("world", "anyone", True, True, True, True, True)]
+
+
+class ZooKeeperClient:
+    """One ZooKeeper session and the calls the driver makes over it.
+
+    Paths are absolute. Faults raise :class:`BackendUnavailable`; no call bounds
+    itself except :meth:`close` (the caller owns the deadline).
+    """
+
+    def __init__(
+        self,
+        hosts: str,
+        session_timeout: float,
+        *,
+        reconnect_cap: float,
+        auth: DigestAuth | None,
+        on_established: Callable[[int, bool], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.hosts = hosts
+        self.session = _Session(
+            hosts,
+            session_timeout,
+            reconnect_cap=reconnect_cap,
+            auth=auth,
+            on_established=on_established,
+            on_lost=on_lost,
+        )
+        #: The aiozk client (tests read nodes through it).
+        self.raw: Any = ZKClient(hosts, session_timeout=session_timeout)
+        self.raw.session = self.session
+        self.acl = _acl(auth)
+        self.raw.default_acl = self.acl
+
+    @property
+    def session_id(self) -> int | None:
+        """The current session id, or ``None`` before the first session."""
+        return self.session.session_id
+
+    @property
+    def connected(self) -> bool:
+        """True while the session is connected."""
+        return bool(self.session.state.current_state == States.CONNECTED)
+
+    @property
+    def state(self) -> str:
+        """The session state, for messages."""
+        return str(self.session.state.current_state)
+
+    @property
+    def negotiated_timeout(self) -> float:
+        """The session timeout the server granted, in seconds."""
+        return float(self.session.timeout)
+
+    async def start(self) -> None:
+        """Start the session and wait until it is connected (the caller bounds the wait;
+        the session keeps reconnecting in the background after that)."""
+        with _mapped("connect"):
+            await self.session.start()
+
+    async def close(self, timeout: float) -> None:
+        """End the session (its ephemeral nodes go at once), waiting at most ``timeout``."""
+        try:
+            with anyio.fail_after(timeout):
+                await self.raw.close()
+        except (TimeoutError, zkexc.ZKError, OSError) as exc:
+            log.info("zookeeper_close_abandoned", error=type(exc).__name__)
+        finally:
+            self.session.teardown()
+
+    async def stat(self, path: str) -> NodeStat | None:
+        """The node's stat, or ``None`` if it does not exist."""
+        with _mapped("exists"):
+            try:
+                response = await self.raw.send(protocol.ExistsRequest(path=path, watch=False))
+            except zkexc.NoNode:
+                return None
+        return NodeStat(response.stat.ephemeral_owner, response.stat.version)
+
+    async def create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> Created:
+        """Create a node with the client's ACL."""
+        with _mapped("create"):
+            try:
+                await self.raw.create(path, data, acl=self.acl, ephemeral=ephemeral)
+            except zkexc.NoNode:
+                return Created.NO_PARENT
+            except zkexc.NodeExists:
+                return Created.EXISTS
+        return Created.CREATED
+
+    async def delete(self, path: str, version: int = -1) -> bool:
+        """Delete the node (only at ``version`` unless -1); ``False`` if it is gone or
+        its version moved."""
+        with _mapped("delete"):
+            try:
+                await self.raw.send(protocol.DeleteRequest(path=path, version=version))
+            except (zkexc.NoNode, zkexc.BadVersion):
+                return False
+        return True
+
+    async def children(self, path: str, *, watch: bool = False) -> list[str] | None:
+        """The names of the node's children, or ``None`` if it does not exist. With
+        ``watch``, arm a one-shot child watch (or, if absent, a creation watch)."""
+        with _mapped("watch" if watch else "get_children"):
+            try:
+                return list(await self.raw.get_children(path, watch=watch))
+            except zkexc.NoNode:
+                if watch:
+                    await self.raw.exists(path, watch=True)
+                return None
+
+    def add_change_callback(self, path: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(path)`` when a watch on ``path`` fires."""
+        for event in _CHANGE_EVENTS:
+            self.session.add_watch_callback(event, path, callback)
+
+    def remove_change_callback(self, path: str, callback: Callable[[str], None]) -> None:
+        """Undo :meth:`add_change_callback`."""
+        for event in _CHANGE_EVENTS:
+            with suppress(KeyError):
+                self.session.remove_watch_callback(event, path, callback)
