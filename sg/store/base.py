@@ -4,16 +4,25 @@ A store owns the ``services`` table. ``updated_at`` is written only by
 :meth:`Store.beat`, stamped with the store's own clock; admin changes never
 touch it. Ages are computed by the store (in SQL), so the reader's clock never
 matters.
+
+Deadlines are not the store's business: :class:`~sg.backends.Backends` runs
+every call under ``store_timeout``. A store maps its own exceptions to
+:class:`~sg.errors.BackendUnavailable` at its boundary
+(:func:`~sg.errors.translate_errors`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
-from sg.model import Service, ServiceKey
+from sg.model import Member, Service, ServiceKey
+from sg.timings import Timings
 
-__all__ = ["BeatResult", "Store", "open_store"]
+__all__ = ["MAX_CHECK_FAILURE", "BeatResult", "Store"]
+
+#: Longest check failure reason kept; longer ones are cut (a command's stderr can be long).
+MAX_CHECK_FAILURE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +41,17 @@ class BeatResult:
 @runtime_checkable
 class Store(Protocol):
     """Persistent service records. Every method raises
-    :class:`~sg.errors.BackendUnavailable` (or ``BackendTimeout``) on a backend fault.
+    :class:`~sg.errors.BackendUnavailable` on a backend fault.
     """
 
     #: A short name for logs and errors ("sqlite", "postgresql", "memory").
     name: str
+
+    @classmethod
+    def from_url(cls, url: str, timings: Timings) -> Self:
+        """Build (not yet open) from a URL of this store's scheme; :class:`~sg.errors.ConfigError`
+        naming the option when the URL is wrong."""
+        ...
 
     async def open(self) -> None:
         """Connect and create or migrate the schema. Safe to call again after a failure."""
@@ -47,8 +62,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Round-trip to the backend; raise if it cannot be reached."""
 
-    async def register(self, host: str, binary: str, topic: str, version: int) -> Service:
-        """Create the record for ``(host, binary)`` or update its topic and version."""
+    async def register(self, member: Member) -> Service:
+        """Create the record for ``member.key`` or update its topic and version."""
+        ...
 
     async def beat(self, key: ServiceKey) -> BeatResult | None:
         """Stamp ``updated_at`` with the store clock, add one to ``report_count`` and clear
@@ -64,36 +80,30 @@ class Store(Protocol):
         self, *, topic: str | None = None, binary: str | None = None, host: str | None = None
     ) -> list[Service]:
         """Return matching records with ages, in one query, ordered by host then binary."""
+        ...
 
     async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
         """Enable or disable a service; raise :class:`~sg.errors.NotFound` if absent."""
+        ...
 
     async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
         """Set or clear ``forced_down``; raise :class:`~sg.errors.NotFound` if absent."""
+        ...
 
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record why the service's local health check failed (``None`` clears it), cut to
-        :data:`~sg.store.sql.MAX_CHECK_FAILURE` characters; never touches ``updated_at``.
+        :data:`MAX_CHECK_FAILURE` characters; never touches ``updated_at``.
         Return whether the record exists."""
+        ...
 
     async def mark_left(self, key: ServiceKey) -> bool:
         """Record a clean stop; return whether the record exists."""
+        ...
 
     async def delete(self, key: ServiceKey) -> bool:
         """Remove the record; return whether it existed."""
+        ...
 
-    async def min_version(
-        self, binary: str, *, only_up: bool = False, service_down_time: float = 60.0
-    ) -> int | None:
-        """Return ``MIN(version)`` over records of ``binary``; with ``only_up``, over
-        records that are fresh, not forced down, not left and not failing a check.
-        ``None`` if there are none."""
-
-
-def open_store(url: str, *, timeout: float = 5.0) -> Store:
-    """Build (not yet open) the store for ``url``, chosen by its scheme."""
-    from sg.backends import load_backend_class
-
-    cls = load_backend_class("sg.stores", url, "store")
-    store: Store = cls.from_url(url, timeout=timeout)
-    return store
+    async def min_version(self, binary: str) -> int | None:
+        """``MIN(version)`` over every record of ``binary``; ``None`` if there are none.
+        (Over live records only is the group's business: liveness needs the driver.)"""
