@@ -2,7 +2,7 @@
 
 Backends register under the entry-point groups ``sg.stores`` and ``sg.drivers``
 so that a third party can add one. An entry point may name the extra it needs
-(``"sg.store.postgres:PostgresStore [postgres]"``); when its import fails, the
+(``"sg.store.postgresql:PostgresStore [postgres]"``); when its import fails, the
 error says which extra to install.
 """
 

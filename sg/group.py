@@ -17,12 +17,14 @@ from typing import Any, Self
 import anyio
 import structlog
 
+from sg.backends import load_backend_class
 from sg.config import MIN_DOWN_TIME_FACTOR, ServiceSpec, Settings
 from sg.drivers.base import Driver, DriverOptions, Membership, open_driver
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError, NotFound, Refused
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
 from sg.model import Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
-from sg.store.base import Store, open_store
+from sg.store.base import Store
+from sg.timings import Timings
 from sg.verdict import judge, store_unreachable
 from sg.watch import watch as _watch
 
@@ -71,7 +73,16 @@ class ServiceGroup:
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceGroup:
         """Build the store and driver named by ``settings`` (not yet opened)."""
-        store = open_store(settings.store, timeout=settings.store_timeout)
+        timings = Timings(
+            report_interval=settings.report_interval,
+            service_down_time=settings.service_down_time,
+            store_timeout=settings.store_timeout,
+            driver_timeout=settings.driver_timeout,
+            max_clock_skew=settings.max_clock_skew,
+        )
+        store: Store = load_backend_class("sg.stores", settings.store, "store").from_url(
+            settings.store, timings
+        )
         driver = open_driver(
             settings.driver,
             DriverOptions(
@@ -239,11 +250,20 @@ class ServiceGroup:
         return [ServiceStatus(s, self._judge(s, membership, driver_error)) for s in services]
 
     async def min_version(self, binary: str, *, only_up: bool = False) -> int | None:
-        """``MIN(version)`` of ``binary``, over live records with ``only_up``."""
-        return await self._store_call(  # type: ignore[no-any-return]
-            "min_version",
-            self.store.min_version(binary, only_up=only_up, service_down_time=self.service_down_time),
-        )
+        """``MIN(version)`` of ``binary``; with ``only_up``, over the services whose verdict is
+        up (both signals: one query, then one batch membership call to the driver).
+
+        Raises :class:`~sg.errors.BackendUnavailable` when the driver cannot say which are up.
+        """
+        if not only_up:
+            return await self._store_call("min_version", self.store.min_version(binary))  # type: ignore[no-any-return]
+        services = await self._store_call("list", self.store.list(binary=binary))
+        membership, driver_error = await self._membership(services)
+        verdicts = [(s, self._judge(s, membership, driver_error)) for s in services]
+        if driver_error is not None and any(v.state == "unknown" for _, v in verdicts):
+            # None would read as "no live service": an upgrade gate must not pass on it.
+            raise BackendUnavailable(self.driver.name, f"min_version: {driver_error}")
+        return min((s.version for s, v in verdicts if v.is_up), default=None)
 
     async def ping(self) -> dict[str, str | None]:
         """Check both backends concurrently, each under its deadline (for health checks).
