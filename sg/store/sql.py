@@ -284,21 +284,20 @@ class SQLStore:
     async def _session(self, what: str) -> AsyncIterator[Connection]:
         """One connection, the schema ready, the backend's faults mapped at this boundary."""
         connector = self.connector
-        try:
-            with translate_errors(self.name, what, connector.faults):
-                try:
-                    async with connector.session() as conn:
-                        await self._ensure_schema(conn)
-                        yield conn
-                except connector.faults as exc:
-                    if connector.schema_missing(exc):
-                        # Dropped and re-created under us: migrate again on the next call.
-                        self._schema_ready = False
-                    raise
-        except TimeoutError as exc:
-            # Only a native timeout (busy_timeout, command_timeout) lands here: the
-            # caller's deadline is a cancellation until it leaves the caller's scope.
-            raise BackendTimeout(self.name, f"{what} on {connector.where()}: {exc or 'timed out'}") from exc
+        with translate_errors(self.name, what, connector.faults):
+            try:
+                async with connector.session() as conn:
+                    await self._ensure_schema(conn)
+                    yield conn
+            except TimeoutError as exc:
+                # Only a native timeout (asyncpg's command timeout) lands here: the caller's
+                # deadline is a cancellation until it leaves the caller's scope.
+                raise BackendTimeout(self.name, f"{what}: the database's own timeout expired") from exc
+            except connector.faults as exc:
+                if connector.schema_missing(exc):
+                    # Dropped and re-created under us: migrate again on the next call.
+                    self._schema_ready = False
+                raise
 
     async def _ensure_schema(self, conn: Connection) -> None:
         if self._schema_ready:
