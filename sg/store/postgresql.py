@@ -24,7 +24,6 @@ an agent started while the database is down keeps trying instead of exiting.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,9 +33,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import asyncpg
 
-from sg.config import redact_url
 from sg.errors import ConfigError
-from sg.store.sql import Connection, Dialect, SQLStore
+from sg.redact import redact_url
+from sg.store.sql import Connection, Dialect, SQLStore, url_seconds
 from sg.timings import Timings
 
 __all__ = ["DIALECT", "PostgresConnector", "PostgresStore", "PostgresURL", "parse_url"]
@@ -87,12 +86,7 @@ def parse_url(url: str, default_timeout: float) -> PostgresURL:
     passthrough = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "timeout":
-            try:
-                timeout = float(value)
-            except ValueError:
-                timeout = math.nan
-            if not math.isfinite(timeout) or timeout <= 0:
-                raise ConfigError(f"store URL {shown!r}: timeout must be a positive number of seconds")
+            timeout = url_seconds(shown, key, value)
         elif key in pools:
             try:
                 pools[key] = int(value)

@@ -17,6 +17,7 @@ timeouts (SQLite's ``busy_timeout``, asyncpg's connect and command timeouts).
 
 from __future__ import annotations
 
+import math
 import re
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Sequence
@@ -42,6 +43,7 @@ __all__ = [
     "migrations",
     "row_to_service",
     "to_datetime",
+    "url_seconds",
 ]
 
 #: The schema version this release writes; stores refuse a newer database.
@@ -120,64 +122,56 @@ def migrations(d: Dialect) -> dict[int, tuple[str, ...]]:
     }
 
 
-@dataclass(frozen=True, slots=True)
 class Statements:
-    """Every statement of the store, rendered in one dialect."""
+    """Every statement of the store, written once and rendered in one dialect."""
 
-    schema_table: str
-    schema_version: str
-    schema_insert: str
-    migrations: dict[int, tuple[str, ...]]
-    ping: str
-    register: str
-    beat: str
-    get: str
-    get_by_uuid: str
-    select: str
-    set_disabled: str
-    set_forced_down: str
-    set_check_failure: str
-    mark_left: str
-    delete: str
-    min_version: str
+    #: Not rendered: the same text in every dialect.
+    schema_table = "CREATE TABLE IF NOT EXISTS sg_schema (version INTEGER NOT NULL)"
+    schema_version = "SELECT COALESCE(MAX(version), 0) FROM sg_schema"
+    ping = "SELECT 1"
 
-    @classmethod
-    def render(cls, d: Dialect) -> Statements:
-        """Write every statement once, in dialect ``d``."""
+    def __init__(self, d: Dialect) -> None:
         # Age is computed where the stamp lives, so the reader's clock never matters.
         age = f"{d.epoch(d.clock)} - {d.epoch('updated_at')} AS age"
-        select = f"SELECT {COLUMNS}, {age} FROM services"
         returning = f"RETURNING {COLUMNS}, {age}"
         key = 'host = ? AND "binary" = ?'
         p = d.params
-        return cls(
-            schema_table="CREATE TABLE IF NOT EXISTS sg_schema (version INTEGER NOT NULL)",
-            schema_version="SELECT COALESCE(MAX(version), 0) FROM sg_schema",
-            schema_insert=p("INSERT INTO sg_schema (version) VALUES (?)"),
-            migrations=migrations(d),
-            ping="SELECT 1",
-            register=p(
-                'INSERT INTO services (uuid, host, "binary", topic, version, created_at) '
-                f"VALUES (?, ?, ?, ?, ?, {d.clock}) "
-                'ON CONFLICT (host, "binary") DO UPDATE SET topic = excluded.topic, '
-                f"version = excluded.version {returning}"
-            ),
-            beat=p(
-                f"UPDATE services SET updated_at = {d.clock}, report_count = report_count + 1, "
-                f"has_left = {d.false}, check_failure = NULL WHERE {key} "
-                f"RETURNING id, report_count, {d.epoch('updated_at')} AS store_time"
-            ),
-            get=p(f"{select} WHERE {key}"),
-            get_by_uuid=p(f"{select} WHERE uuid = ?"),
-            # list() adds its WHERE clause and renders its placeholders per call.
-            select=select,
-            set_disabled=p(f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"),
-            set_forced_down=p(f"UPDATE services SET forced_down = ? WHERE {key} {returning}"),
-            set_check_failure=p(f"UPDATE services SET check_failure = ? WHERE {key} RETURNING id"),
-            mark_left=p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id"),
-            delete=p(f"DELETE FROM services WHERE {key} RETURNING id"),
-            min_version=p('SELECT MIN(version) FROM services WHERE "binary" = ?'),
+        self.migrations = migrations(d)
+        self.schema_insert = p("INSERT INTO sg_schema (version) VALUES (?)")
+        # list() adds its WHERE clause and renders its placeholders per call.
+        self.select = f"SELECT {COLUMNS}, {age} FROM services"
+        self.register = p(
+            'INSERT INTO services (uuid, host, "binary", topic, version, created_at) '
+            f"VALUES (?, ?, ?, ?, ?, {d.clock}) "
+            'ON CONFLICT (host, "binary") DO UPDATE SET topic = excluded.topic, '
+            f"version = excluded.version {returning}"
         )
+        self.beat = p(
+            f"UPDATE services SET updated_at = {d.clock}, report_count = report_count + 1, "
+            f"has_left = {d.false}, check_failure = NULL WHERE {key} "
+            f"RETURNING id, report_count, {d.epoch('updated_at')} AS store_time"
+        )
+        self.get = p(f"{self.select} WHERE {key}")
+        self.get_by_uuid = p(f"{self.select} WHERE uuid = ?")
+        self.set_disabled = p(
+            f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"
+        )
+        self.set_forced_down = p(f"UPDATE services SET forced_down = ? WHERE {key} {returning}")
+        self.set_check_failure = p(f"UPDATE services SET check_failure = ? WHERE {key} RETURNING id")
+        self.mark_left = p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id")
+        self.delete = p(f"DELETE FROM services WHERE {key} RETURNING id")
+        self.min_version = p('SELECT MIN(version) FROM services WHERE "binary" = ?')
+
+
+def url_seconds(shown_url: str, option: str, value: str) -> float:
+    """A store URL option in seconds: a positive finite number, else :class:`ConfigError`."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"store URL {shown_url!r}: {option} must be a positive number of seconds")
+    return seconds
 
 
 class Connection(Protocol):
@@ -271,7 +265,7 @@ class SQLStore:
         self.connector = connector
         #: Bounds close() only; every other deadline is the caller's.
         self.timeout = timeout
-        self.sql = Statements.render(connector.dialect)
+        self.sql = Statements(connector.dialect)
         self._schema_ready = False
         self._schema_lock = anyio.Lock()
 

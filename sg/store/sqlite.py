@@ -21,7 +21,6 @@ is missing in SQLite 3.40).
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -32,9 +31,9 @@ from urllib.parse import parse_qsl, urlsplit
 import aiosqlite
 import anyio
 
-from sg.config import redact_url
 from sg.errors import ConfigError
-from sg.store.sql import Connection, Dialect, SQLStore
+from sg.redact import redact_url
+from sg.store.sql import Connection, Dialect, SQLStore, url_seconds
 from sg.timings import Timings
 
 __all__ = ["DIALECT", "SQLiteConnector", "SQLiteStore", "parse_url"]
@@ -68,12 +67,7 @@ def parse_url(url: str, default_timeout: float) -> tuple[str, float]:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key != "timeout":
             raise ConfigError(f"store URL {shown!r}: unknown sqlite option {key!r} (known: timeout)")
-        try:
-            timeout = float(value)
-        except ValueError:
-            timeout = math.nan
-        if not math.isfinite(timeout) or timeout <= 0:
-            raise ConfigError(f"store URL {shown!r}: timeout must be a positive number of seconds")
+        timeout = url_seconds(shown, key, value)
     return parts.path, timeout
 
 
