@@ -236,6 +236,10 @@ async def test_unreachable_zookeeper_is_unknown_never_up(tmp_path: Path) -> None
         assert not status.is_up
         with pytest.raises(BackendUnavailable):
             await group.driver.members([status.service])
+        # Not None ("no live service"): an upgrade gate must not pass on an unknown.
+        with pytest.raises(BackendUnavailable, match="min_version"):
+            await group.min_version("sg-compute", only_up=True)
+        assert await group.min_version("sg-compute") == 1
 
 
 async def test_min_version_only_up_needs_the_zookeeper_member(store_url: str, sg_zookeeper_url: str) -> None:
