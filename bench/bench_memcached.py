@@ -16,7 +16,7 @@ from tooz import coordination
 from bench.timing import best_and_median, ms
 from sg import ServiceGroup
 from sg.drivers.memcached import MemcachedDriver
-from sg.model import Service
+from sg.model import Member, Service
 from sg.testing import PostgresServer
 from sg.testing.memcached import MemcachedServer
 
@@ -41,7 +41,7 @@ async def run_servicegroup(pg: PostgresServer, mc: MemcachedServer) -> tuple[flo
 
         async def fill(part: range) -> None:
             for i in part:
-                service = await group.store.register(f"host-{i:05d}", "sg-compute", "compute", 1)
+                service = await group.store.register(Member(f"host-{i:05d}", "sg-compute", "compute", 1))
                 await group.store.beat(service.key)
                 await driver.join(service.member)
                 services.append(service)

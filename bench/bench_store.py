@@ -16,7 +16,7 @@ import asyncpg
 
 from bench.timing import best_and_median, ms
 from sg import ServiceGroup
-from sg.model import ServiceKey
+from sg.model import Member, ServiceKey
 from sg.store.sql import COLUMNS
 from sg.testing import PostgresServer
 
@@ -28,7 +28,7 @@ RAW = f"SELECT {COLUMNS} FROM services"
 async def fill(group: ServiceGroup) -> None:
     store = group.store
     for i in range(N):
-        await store.register(f"host-{i:05d}", "sg-compute", "compute", 1)
+        await store.register(Member(f"host-{i:05d}", "sg-compute", "compute", 1))
 
 
 async def beats(group: ServiceGroup, concurrency: int) -> float:

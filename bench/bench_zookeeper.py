@@ -19,7 +19,7 @@ from tooz import coordination
 from bench.timing import best_and_median, ms
 from sg import ServiceGroup
 from sg.drivers.zookeeper import ZooKeeperDriver
-from sg.model import ServiceKey
+from sg.model import Member, ServiceKey
 from sg.testing.zookeeper import ZooKeeperServer
 
 N = 1_000
@@ -63,7 +63,7 @@ async def ours(hosts: str) -> tuple[Timing, Timing, Timing]:
             driver = group.driver
             assert isinstance(driver, ZooKeeperDriver)
             for i in range(N):
-                service = await group.store.register(f"host-{i:05d}", "sg-compute", "compute", 1)
+                service = await group.store.register(Member(f"host-{i:05d}", "sg-compute", "compute", 1))
                 await group.store.beat(ServiceKey(service.host, service.binary))
                 await driver.join(service.member)
             statuses = await group.list(topic="compute")

@@ -174,11 +174,25 @@ class ServiceGroup:
 
     async def min_version(self, binary: str, *, only_up: bool = False) -> int | None:
         """``MIN(version)`` of ``binary``; with ``only_up``, over the services whose
-        verdict is ``up`` (the same rules as :meth:`verdict`, the driver included)."""
+        verdict is ``up`` (the same rules as :meth:`verdict`, the driver included).
+
+        With ``only_up``, raises :class:`~sg.errors.BackendUnavailable` when a service
+        is ``unknown``: its version cannot be left out, nor counted.
+        """
         if not only_up:
             return await self.backends.store_call("min_version", self.store.min_version(binary))
-        live = [s.service.version for s in await self.list(binary=binary) if s.is_up]
-        return min(live, default=None)
+        statuses = await self.list(binary=binary)
+        unknown = [s for s in statuses if s.verdict.state == "unknown"]
+        if unknown:
+            # None would read as "no live service", and a low version could hide in an
+            # unknown one: an upgrade gate must not pass on it.
+            first = unknown[0].verdict
+            raise BackendUnavailable(
+                self.driver.name if first.reason.startswith("driver") else self.store.name,
+                f"min_version: {len(unknown)} of {len(statuses)} services are unknown "
+                f"({first.reason}: {first.detail})",
+            )
+        return min((s.service.version for s in statuses if s.is_up), default=None)
 
     async def ping(self) -> dict[str, str | None]:
         """Check both backends concurrently, each under its deadline (for health checks):

@@ -11,12 +11,13 @@ import time
 import uuid as uuidlib
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Self
 from urllib.parse import urlsplit
 
 from sg.errors import ConfigError, NotFound
-from sg.model import Service, ServiceKey
-from sg.store.base import BeatResult
-from sg.store.sql import MAX_CHECK_FAILURE
+from sg.model import Member, Service, ServiceKey
+from sg.store.base import MAX_CHECK_FAILURE, BeatResult
+from sg.timings import Timings
 
 __all__ = ["MemoryStore", "reset_memory_stores"]
 
@@ -41,18 +42,17 @@ class MemoryStore:
 
     name = "memory"
 
-    def __init__(self, shared_name: str = "default", *, timeout: float = 5.0) -> None:
+    def __init__(self, shared_name: str = "default") -> None:
         self.shared_name = shared_name
-        self.timeout = timeout
         self._records = _SHARED.setdefault(shared_name, _Records())
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 5.0) -> MemoryStore:
-        """``memory://`` or ``memory://NAME``."""
+    def from_url(cls, url: str, timings: Timings) -> Self:
+        """``memory://`` or ``memory://NAME``; the timings do not apply (nothing waits)."""
         parts = urlsplit(url)
         if parts.path not in ("", "/") or parts.query:
             raise ConfigError(f"store URL {url!r}: memory takes only a name, as 'memory://NAME'")
-        return cls(parts.netloc or "default", timeout=timeout)
+        return cls(parts.netloc or "default")
 
     def _with_age(self, service: Service) -> Service:
         stamp = self._records.beats.get(service.key)
@@ -67,14 +67,14 @@ class MemoryStore:
     async def ping(self) -> None:
         """Always reachable."""
 
-    async def register(self, host: str, binary: str, topic: str, version: int) -> Service:
+    async def register(self, member: Member) -> Service:
         """Upsert."""
-        key = ServiceKey(host, binary)
+        key, topic, version = member.key, member.topic, member.version
         old = self._records.rows.get(key)
         if old is None:
             new = Service(
-                host=host,
-                binary=binary,
+                host=member.host,
+                binary=member.binary,
                 topic=topic,
                 version=version,
                 id=self._records.next_id,
@@ -164,19 +164,6 @@ class MemoryStore:
         self._records.beats.pop(key, None)
         return self._records.rows.pop(key, None) is not None
 
-    async def min_version(
-        self, binary: str, *, only_up: bool = False, service_down_time: float = 60.0
-    ) -> int | None:
-        """Minimum version."""
-        rows = await self.list(binary=binary)
-        if only_up:
-            rows = [
-                r
-                for r in rows
-                if not r.forced_down
-                and not r.left
-                and r.check_failure is None
-                and r.age is not None
-                and abs(r.age) <= service_down_time
-            ]
-        return min((r.version for r in rows), default=None)
+    async def min_version(self, binary: str) -> int | None:
+        """Minimum version over every record of ``binary``."""
+        return min((r.version for r in await self.list(binary=binary)), default=None)

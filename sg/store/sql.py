@@ -1,19 +1,53 @@
-"""SQL shared by the SQL stores: column lists, migrations' shape, row mapping."""
+"""One SQL store over a dialect: every statement, the schema and its migrations, once.
+
+:class:`SQLStore` implements the whole :class:`~sg.store.base.Store` protocol. What
+differs between databases is split in two:
+
+- a :class:`Dialect`, pure data: column type names, boolean literals, the clock
+  expression, how a timestamp becomes epoch seconds, and the placeholder style.
+  Statements are written here with ``?`` placeholders and rendered once per store.
+- a :class:`Connector`, the I/O: connect and close, one connection per operation
+  (:class:`Connection`: execute / fetch), the lock that serialises migrations between
+  processes, and which of the driver's exceptions are backend faults.
+
+``sqlite.py`` and ``postgresql.py`` hold only those two hooks and a ``from_url``.
+Deadlines belong to the caller; the connectors keep only their databases' native
+timeouts (SQLite's ``busy_timeout``, asyncpg's connect and command timeouts).
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sg.model import Service
+import anyio
 
-__all__ = ["COLUMNS", "MAX_CHECK_FAILURE", "SCHEMA_VERSION", "row_to_service", "to_datetime"]
+from sg.errors import BackendTimeout, ConfigError, NotFound, translate_errors
+from sg.model import Member, Service, ServiceKey
+from sg.store.base import MAX_CHECK_FAILURE, BeatResult
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "Connection",
+    "Connector",
+    "Dialect",
+    "SQLStore",
+    "Statements",
+    "migrations",
+    "row_to_service",
+    "to_datetime",
+    "url_seconds",
+]
 
 #: The schema version this release writes; stores refuse a newer database.
 SCHEMA_VERSION = 2
-
-#: Longest check failure reason kept; longer ones are cut (a command's stderr can be long).
-MAX_CHECK_FAILURE = 500
 
 #: Columns of ``services`` in the order every SELECT returns them (``binary`` is a
 #: reserved word in PostgreSQL, so it is always quoted).
@@ -21,6 +55,168 @@ COLUMNS = (
     'id, uuid, host, "binary", topic, version, disabled, disabled_reason, forced_down, '
     "has_left, report_count, created_at, updated_at, check_failure"
 )
+
+# No statement holds a literal "?": every "?" is a parameter (names are always bound).
+_PARAM = re.compile(r"\?")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs in the SQL text between databases (no I/O)."""
+
+    #: The ``id`` column's type and key clause.
+    serial_key: str
+    #: The ``uuid`` column's type.
+    uuid: str
+    #: The type of flag columns and their literals.
+    boolean: str
+    true: str
+    false: str
+    #: The type of ``created_at`` / ``updated_at``.
+    timestamp: str
+    #: The store's clock, as a value of :attr:`timestamp` (read at the moment of the statement).
+    clock: str
+    #: Turns a :attr:`timestamp` expression ``{}`` into float seconds since the epoch.
+    epoch_of: str
+    #: ``True`` for numbered placeholders (``$1``, ``$2``), ``False`` for ``?``.
+    numbered: bool
+
+    def epoch(self, expr: str) -> str:
+        """``expr`` (a timestamp) as float seconds since the epoch."""
+        return self.epoch_of.format(expr)
+
+    def params(self, sql: str) -> str:
+        """``sql`` with its ``?`` placeholders in this dialect's style."""
+        if not self.numbered:
+            return sql
+        counter = iter(range(1, sql.count("?") + 1))
+        return _PARAM.sub(lambda _: f"${next(counter)}", sql)
+
+
+def migrations(d: Dialect) -> dict[int, tuple[str, ...]]:
+    """The schema, version by version, in dialect ``d``: version N's statements take a
+    database at version N-1 to N."""
+    return {
+        1: (
+            f"""CREATE TABLE services (
+            id {d.serial_key},
+            uuid {d.uuid} NOT NULL UNIQUE,
+            host TEXT NOT NULL,
+            "binary" TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0,
+            disabled {d.boolean} NOT NULL DEFAULT {d.false},
+            disabled_reason TEXT,
+            forced_down {d.boolean} NOT NULL DEFAULT {d.false},
+            has_left {d.boolean} NOT NULL DEFAULT {d.false},
+            report_count BIGINT NOT NULL DEFAULT 0,
+            created_at {d.timestamp} NOT NULL DEFAULT ({d.clock}),
+            updated_at {d.timestamp},
+            UNIQUE (host, "binary")
+        )""",
+            "CREATE INDEX services_topic ON services (topic)",
+            'CREATE INDEX services_binary ON services ("binary")',
+        ),
+        # Why the agent's local health check failed; NULL while it passes.
+        2: ("ALTER TABLE services ADD COLUMN check_failure TEXT",),
+    }
+
+
+class Statements:
+    """Every statement of the store, written once and rendered in one dialect."""
+
+    #: Not rendered: the same text in every dialect.
+    schema_table = "CREATE TABLE IF NOT EXISTS sg_schema (version INTEGER NOT NULL)"
+    schema_version = "SELECT COALESCE(MAX(version), 0) FROM sg_schema"
+    ping = "SELECT 1"
+
+    def __init__(self, d: Dialect) -> None:
+        # Age is computed where the stamp lives, so the reader's clock never matters.
+        age = f"{d.epoch(d.clock)} - {d.epoch('updated_at')} AS age"
+        returning = f"RETURNING {COLUMNS}, {age}"
+        key = 'host = ? AND "binary" = ?'
+        p = d.params
+        self.migrations = migrations(d)
+        self.schema_insert = p("INSERT INTO sg_schema (version) VALUES (?)")
+        # list() adds its WHERE clause and renders its placeholders per call.
+        self.select = f"SELECT {COLUMNS}, {age} FROM services"
+        self.register = p(
+            'INSERT INTO services (uuid, host, "binary", topic, version, created_at) '
+            f"VALUES (?, ?, ?, ?, ?, {d.clock}) "
+            'ON CONFLICT (host, "binary") DO UPDATE SET topic = excluded.topic, '
+            f"version = excluded.version {returning}"
+        )
+        self.beat = p(
+            f"UPDATE services SET updated_at = {d.clock}, report_count = report_count + 1, "
+            f"has_left = {d.false}, check_failure = NULL WHERE {key} "
+            f"RETURNING id, report_count, {d.epoch('updated_at')} AS store_time"
+        )
+        self.get = p(f"{self.select} WHERE {key}")
+        self.get_by_uuid = p(f"{self.select} WHERE uuid = ?")
+        self.set_disabled = p(
+            f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"
+        )
+        self.set_forced_down = p(f"UPDATE services SET forced_down = ? WHERE {key} {returning}")
+        self.set_check_failure = p(f"UPDATE services SET check_failure = ? WHERE {key} RETURNING id")
+        self.mark_left = p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id")
+        self.delete = p(f"DELETE FROM services WHERE {key} RETURNING id")
+        self.min_version = p('SELECT MIN(version) FROM services WHERE "binary" = ?')
+
+
+def url_seconds(shown_url: str, option: str, value: str) -> float:
+    """A store URL option in seconds: a positive finite number, else :class:`ConfigError`."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"store URL {shown_url!r}: {option} must be a positive number of seconds")
+    return seconds
+
+
+class Connection(Protocol):
+    """One database connection, for the length of one operation. Rows support both
+    ``row[0]`` and ``row["column"]``."""
+
+    async def execute(self, sql: str, args: Sequence[object] = ()) -> None:
+        """Run a statement, discarding any rows."""
+
+    async def fetchone(self, sql: str, args: Sequence[object] = ()) -> Any | None:
+        """Run a statement and return its first row, or ``None``."""
+
+    async def fetchall(self, sql: str, args: Sequence[object] = ()) -> Sequence[Any]:
+        """Run a statement and return all its rows."""
+        ...
+
+
+class Connector(Protocol):
+    """A database's I/O hooks for :class:`SQLStore`."""
+
+    #: The store's name in logs and errors.
+    name: str
+    dialect: Dialect
+    #: The driver's exceptions that mean the backend failed (mapped to BackendUnavailable).
+    faults: tuple[type[BaseException], ...]
+
+    def where(self) -> str:
+        """The database, for messages (never with a password)."""
+        ...
+
+    def session(self) -> AbstractAsyncContextManager[Connection]:
+        """One connection for one operation, connecting first if needed."""
+        ...
+
+    def migration_lock(self, conn: Connection) -> AbstractAsyncContextManager[None]:
+        """A transaction on ``conn`` that holds the database-wide migration lock, so two
+        processes opening a new database at once cannot both create the schema."""
+        ...
+
+    def schema_missing(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says our tables are gone (dropped under us)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; on cancellation, drop them without waiting."""
 
 
 def to_datetime(value: object) -> datetime | None:
@@ -54,3 +250,168 @@ def row_to_service(row: Any) -> Service:
         age=None if age is None else float(age),
         check_failure=row["check_failure"],
     )
+
+
+class SQLStore:
+    """Service records in a SQL database, through a :class:`Connector`.
+
+    The schema is created or migrated on the first operation (and again after it was
+    dropped under us), so a store built while its database is down starts working
+    when the database comes back.
+    """
+
+    def __init__(self, connector: Connector, *, timeout: float) -> None:
+        self.name = connector.name
+        self.connector = connector
+        #: Bounds close() only; every other deadline is the caller's.
+        self.timeout = timeout
+        self.sql = Statements(connector.dialect)
+        self._schema_ready = False
+        self._schema_lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.connector.where()!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _session(self, what: str) -> AsyncIterator[Connection]:
+        """One connection, the schema ready, the backend's faults mapped at this boundary."""
+        connector = self.connector
+        with translate_errors(self.name, what, connector.faults):
+            try:
+                async with connector.session() as conn:
+                    await self._ensure_schema(conn)
+                    yield conn
+            except TimeoutError as exc:
+                # Only a native timeout (asyncpg's command timeout) lands here: the caller's
+                # deadline is a cancellation until it leaves the caller's scope.
+                raise BackendTimeout(self.name, f"{what}: the database's own timeout expired") from exc
+            except connector.faults as exc:
+                if connector.schema_missing(exc):
+                    # Dropped and re-created under us: migrate again on the next call.
+                    self._schema_ready = False
+                raise
+
+    async def _ensure_schema(self, conn: Connection) -> None:
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            if not self._schema_ready:
+                await self._migrate(conn)
+                self._schema_ready = True
+
+    async def _migrate(self, conn: Connection) -> None:
+        sql = self.sql
+        async with self.connector.migration_lock(conn):
+            await conn.execute(sql.schema_table)
+            row = await conn.fetchone(sql.schema_version)
+            current = int(row[0]) if row is not None else 0
+            if current > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"database {self.connector.where()} has schema version {current}, newer than "
+                    f"this release supports ({SCHEMA_VERSION}); upgrade servicegroup"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in sql.migrations[version]:
+                    await conn.execute(statement)
+                await conn.execute(sql.schema_insert, (version,))
+
+    async def _one(self, what: str, sql: str, args: Sequence[object] = ()) -> Any | None:
+        async with self._session(what) as conn:
+            return await conn.fetchone(sql, args)
+
+    async def _changed(self, what: str, sql: str, args: Sequence[object], key: ServiceKey) -> Service:
+        row = await self._one(what, sql, args)
+        if row is None:
+            raise NotFound(f"no service host={key.host!r} binary={key.binary!r}")
+        return row_to_service(row)
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+        async with self._session("open"):
+            pass
+
+    async def close(self) -> None:
+        """Release connections, shielded and bounded by the store's timeout. Idempotent."""
+        self._schema_ready = False
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeout):
+            await self.connector.close()
+
+    async def ping(self) -> None:
+        """Run a trivial query."""
+        await self._one("ping", self.sql.ping)
+
+    async def register(self, member: Member) -> Service:
+        """Upsert the record for ``member.key``; its id and uuid never change."""
+        args = (str(uuidlib.uuid4()), member.host, member.binary, member.topic, member.version)
+        row = await self._one("register", self.sql.register, args)
+        assert row is not None, "an upsert with RETURNING always returns its row"
+        return row_to_service(row)
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        """Stamp ``updated_at`` with the store's clock in one UPDATE."""
+        row = await self._one("beat", self.sql.beat, key)
+        if row is None:
+            return None
+        return BeatResult(int(row[0]), int(row[1]), float(row[2]))
+
+    async def get(self, key: ServiceKey) -> Service | None:
+        """One record with its age."""
+        row = await self._one("get", self.sql.get, key)
+        return None if row is None else row_to_service(row)
+
+    async def get_by_uuid(self, uuid: str) -> Service | None:
+        """The record with this uuid (``None`` for a malformed uuid too)."""
+        try:
+            value = uuidlib.UUID(uuid)
+        except (ValueError, TypeError, AttributeError):
+            return None
+        row = await self._one("get_by_uuid", self.sql.get_by_uuid, (str(value),))
+        return None if row is None else row_to_service(row)
+
+    async def list(
+        self, *, topic: str | None = None, binary: str | None = None, host: str | None = None
+    ) -> list[Service]:
+        """Matching records in one query, ordered by host then binary."""
+        clauses: list[str] = []
+        args: list[str] = []
+        for column, value in (("topic", topic), ('"binary"', binary), ("host", host)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = self.connector.dialect.params(f'{self.sql.select}{where} ORDER BY host, "binary"')
+        async with self._session("list") as conn:
+            rows = await conn.fetchall(sql, args)
+        return [row_to_service(row) for row in rows]
+
+    async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
+        """Enable or disable; never touches ``updated_at``."""
+        args = (disabled, reason if disabled else None, *key)
+        return await self._changed("set_disabled", self.sql.set_disabled, args, key)
+
+    async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
+        """Set or clear ``forced_down``; never touches ``updated_at``."""
+        return await self._changed("set_forced_down", self.sql.set_forced_down, (forced_down, *key), key)
+
+    async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
+        """Record or clear the failed check's reason (cut to :data:`MAX_CHECK_FAILURE`);
+        never touches ``updated_at``."""
+        value = None if reason is None else reason[:MAX_CHECK_FAILURE]
+        return await self._one("set_check_failure", self.sql.set_check_failure, (value, *key)) is not None
+
+    async def mark_left(self, key: ServiceKey) -> bool:
+        """Record a clean stop."""
+        return await self._one("mark_left", self.sql.mark_left, key) is not None
+
+    async def delete(self, key: ServiceKey) -> bool:
+        """Remove the record."""
+        return await self._one("delete", self.sql.delete, key) is not None
+
+    async def min_version(self, binary: str) -> int | None:
+        """``MIN(version)`` over every record of ``binary``, in SQL."""
+        row = await self._one("min_version", self.sql.min_version, (binary,))
+        return None if row is None or row[0] is None else int(row[0])

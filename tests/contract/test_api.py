@@ -63,7 +63,7 @@ async def test_list_filters(client: httpx.AsyncClient, mem_group: ServiceGroup) 
     await beat(mem_group, "c1")
     await beat(mem_group, "c2")
     await beat(mem_group, "s1", binary="nova-scheduler", topic="scheduler")
-    await mem_group.store.register("c3", "nova-compute", "compute", 0)  # never reported: down
+    await mem_group.store.register(Member("c3", "nova-compute", "compute", 0))  # never reported: down
 
     async def hosts(**params: str) -> list[str]:
         r = await client.get("/v1/services", params=params, headers=AUTH)
@@ -96,7 +96,7 @@ async def test_min_version(client: httpx.AsyncClient, mem_group: ServiceGroup) -
         assert await mem_group.heartbeat(
             Member(host=host, binary="nova-compute", topic="compute", version=version)
         ).beat_once()
-    await mem_group.store.register("old", "nova-compute", "compute", 3)  # down
+    await mem_group.store.register(Member("old", "nova-compute", "compute", 3))  # down
     r = await client.get("/v1/services/min-version", params={"binary": "nova-compute"}, headers=AUTH)
     assert r.status_code == 200
     assert r.json() == {"binary": "nova-compute", "only_up": False, "min_version": 3}
@@ -219,7 +219,7 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
 
         # A service that is down but still a driver member (its record went stale or
         # never reported): DELETE needs no force and must still call leave.
-        record = await group.store.register("down", "nova-compute", "compute", 0)
+        record = await group.store.register(Member("down", "nova-compute", "compute", 0))
         await group.driver.join(record.member)
         r = await client.get(f"/v1/services/{record.uuid}", headers=AUTH)
         assert r.json()["service"]["state"] == "down"
@@ -455,7 +455,7 @@ async def test_healthz_ok(client: httpx.AsyncClient) -> None:
 async def test_metrics_parse_and_carry_service_up(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
     await beat(mem_group, "c1")
     await beat(mem_group, "s1", binary="nova-scheduler", topic="scheduler")
-    await mem_group.store.register("c2", "nova-compute", "compute", 0)  # down
+    await mem_group.store.register(Member("c2", "nova-compute", "compute", 0))  # down
     await client.get("/v1/services", headers=AUTH)
     await client.get("/v1/services/00000000-0000-4000-8000-000000000000", headers=AUTH)
     r = await client.get("/metrics", headers=AUTH)

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from sg import ServiceGroup
-from sg.model import ServiceKey
+from sg.model import Member, ServiceKey
 from sg.store import sqlite as sqlite_store
+from sg.store.base import MAX_CHECK_FAILURE
 from sg.store.memory import MemoryStore
-from sg.store.sql import MAX_CHECK_FAILURE, SCHEMA_VERSION
+from sg.store.sql import SCHEMA_VERSION, migrations
 
 KEY = ServiceKey("h1", "sg-web")
 
 
 async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(group: ServiceGroup) -> None:
     store = group.store
-    service = await store.register("h1", "sg-web", "web", 3)
+    service = await store.register(Member("h1", "sg-web", "web", 3))
     # A driver with a second signal (ZooKeeper) must hold the member for "up".
     await group.driver.join(service.member)
     assert await store.beat(KEY) is not None
@@ -33,7 +34,7 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
     assert status.verdict.detail == "http:http://127.0.0.1:1/: Connection refused"
     assert status.as_dict()["check_failure"] == "http:http://127.0.0.1:1/: Connection refused"
     # A held-down service never counts as live for upgrades.
-    assert await store.min_version("sg-web", only_up=True, service_down_time=60) is None
+    assert await group.min_version("sg-web", only_up=True) is None
     # The admin change never touches updated_at.
     before = status.service.updated_at
     assert (await store.get(KEY)) is not None
@@ -47,7 +48,7 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
     status = await group.get("h1", "sg-web")
     assert status.service.check_failure is None
     assert status.verdict.state == "up"
-    assert await store.min_version("sg-web", only_up=True, service_down_time=60) == 3
+    assert await group.min_version("sg-web", only_up=True) == 3
 
     assert await store.set_check_failure(KEY, "exec:false: exit status 1")
     assert await store.set_check_failure(KEY, None)
@@ -57,7 +58,7 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
 
 async def test_memory_store_keeps_check_failure() -> None:
     store = MemoryStore("check-failure")
-    await store.register("h1", "sg-web", "web", 0)
+    await store.register(Member("h1", "sg-web", "web", 0))
     assert await store.set_check_failure(KEY, "tcp:127.0.0.1:1: Connection refused")
     assert (await store.get(KEY)).check_failure == "tcp:127.0.0.1:1: Connection refused"  # type: ignore[union-attr]
     await store.beat(KEY)
@@ -69,7 +70,7 @@ def _schema_1_sqlite(path: Path) -> None:
     db = sqlite3.connect(path)
     with db:
         db.execute("CREATE TABLE sg_schema (version INTEGER NOT NULL)")
-        for statement in sqlite_store.MIGRATIONS[1]:
+        for statement in migrations(sqlite_store.DIALECT)[1]:
             db.execute(statement)
         db.execute("INSERT INTO sg_schema (version) VALUES (1)")
         db.execute(
@@ -100,12 +101,12 @@ async def test_sqlite_schema_1_is_migrated_to_2_on_open(tmp_path: Path) -> None:
 
 async def test_postgres_schema_1_is_migrated_to_2_on_open(sg_postgres_url: str) -> None:
     asyncpg = pytest.importorskip("asyncpg")
-    from sg.store import postgres as postgres_store
+    from sg.store import postgresql as postgres_store
 
     conn = await asyncpg.connect(sg_postgres_url, timeout=10)
     try:
         await conn.execute("CREATE TABLE sg_schema (version integer NOT NULL)")
-        for statement in postgres_store.MIGRATIONS[1]:
+        for statement in migrations(postgres_store.DIALECT)[1]:
             await conn.execute(statement)
         await conn.execute("INSERT INTO sg_schema (version) VALUES (1)")
         await conn.execute(

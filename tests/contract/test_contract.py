@@ -70,7 +70,7 @@ async def test_silent_service_goes_stale_after_down_time_not_before(group: Servi
 
 
 async def test_registered_but_never_reported_is_down(group: ServiceGroup) -> None:
-    await group.store.register("host-1", "sg-compute", "compute", 1)
+    await group.store.register(Member("host-1", "sg-compute", "compute", 1))
     status = await group.get("host-1", "sg-compute")
     assert (status.verdict.state, status.verdict.reason) == ("down", "never_reported")
     assert status.service.updated_at is None
@@ -216,8 +216,8 @@ async def test_min_version(group: ServiceGroup) -> None:
 
 
 async def test_register_updates_topic_and_version_keeps_identity(group: ServiceGroup) -> None:
-    first = await group.store.register("host-1", "sg-compute", "compute", 1)
-    second = await group.store.register("host-1", "sg-compute", "compute2", 2)
+    first = await group.store.register(Member("host-1", "sg-compute", "compute", 1))
+    second = await group.store.register(Member("host-1", "sg-compute", "compute2", 2))
     assert (second.id, second.uuid) == (first.id, first.uuid)
     assert (second.topic, second.version) == ("compute2", 2)
     by_uuid = await group.get_by_uuid(first.uuid)

@@ -106,7 +106,7 @@ async def test_listing_10000_members_is_one_request_per_server(
         driver: MemcachedDriver = group.driver  # type: ignore[assignment]
         members = []
         for i in range(10_000):
-            members.append(await group.store.register(f"host-{i:05d}", "sg-big", "big", 1))
+            members.append(await group.store.register(Member(f"host-{i:05d}", "sg-big", "big", 1)))
             await group.store.beat(members[-1].key)
         # Every other member holds its key, so the answer is checked, not just counted.
         async with anyio.create_task_group() as tg:
@@ -371,7 +371,7 @@ async def test_a_silent_server_costs_only_its_own_members(
         driver: MemcachedDriver = group.driver  # type: ignore[assignment]
         on: dict[int, Service] = {}
         for i in range(100):
-            service = await group.store.register(f"h{i}", "sg-p", "p", 1)
+            service = await group.store.register(Member(f"h{i}", "sg-p", "p", 1))
             on.setdefault(driver.placement(service)[0], service)
         await group.store.beat(on[0].key)
         await group.store.beat(on[1].key)

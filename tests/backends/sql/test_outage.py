@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from structlog.testing import capture_logs
@@ -132,17 +134,26 @@ def test_library_does_not_configure_logging() -> None:
     assert done.stdout.strip().splitlines()[-1] == "False"
 
 
-async def test_postgres_schema_dropped_under_live_agent_is_recreated(sg_postgres_url: str) -> None:
+async def drop_schema(store_url: str) -> None:
+    """Drop our tables from outside, as an operator restoring an empty database would."""
+    if store_url.startswith("sqlite:"):
+        with closing(sqlite3.connect(urlsplit(store_url).path)) as db:
+            db.executescript("DROP TABLE services; DROP TABLE sg_schema")
+        return
     import asyncpg
 
-    async with ServiceGroup.from_urls(sg_postgres_url, report_interval=0.2, service_down_time=1.0) as group:
+    conn = await asyncpg.connect(store_url)
+    try:
+        await conn.execute("DROP TABLE services; DROP TABLE sg_schema")
+    finally:
+        await conn.close()
+
+
+async def test_schema_dropped_under_live_agent_is_recreated(store_url: str) -> None:
+    async with ServiceGroup.from_urls(store_url, report_interval=0.2, service_down_time=1.0) as group:
         hb = group.heartbeat(SPEC)
         assert await hb.beat_once()
-        conn = await asyncpg.connect(sg_postgres_url)
-        try:
-            await conn.execute("DROP TABLE services; DROP TABLE sg_schema")
-        finally:
-            await conn.close()
+        await drop_schema(store_url)
         await eventually(hb.beat_once, bool, 10, "beat after the schema was dropped")
         assert hb.stats.rejoins == 1
         assert (await group.get("h1", "sg-compute")).is_up

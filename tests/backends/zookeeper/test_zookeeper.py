@@ -232,7 +232,7 @@ async def test_unreachable_zookeeper_is_unknown_never_up(tmp_path: Path) -> None
     async with ServiceGroup.from_urls(
         f"sqlite://{tmp_path}/s.db", url, report_interval=0.5, service_down_time=5, driver_timeout=0.5
     ) as group:
-        await group.store.register("host-1", "sg-compute", "compute", 1)
+        await group.store.register(Member("host-1", "sg-compute", "compute", 1))
         await group.store.beat(ServiceKey("host-1", "sg-compute"))
         status = await group.get("host-1", "sg-compute")
         assert (status.verdict.state, status.verdict.reason) == ("unknown", "driver_unreachable")
@@ -241,6 +241,10 @@ async def test_unreachable_zookeeper_is_unknown_never_up(tmp_path: Path) -> None
             await group.driver.members([status.service])
         with pytest.raises(BackendUnavailable, match="ping: not connected"):
             await group.driver.ping()
+        # Not None ("no live service"): an upgrade gate must not pass on an unknown.
+        with pytest.raises(BackendUnavailable, match="min_version"):
+            await group.min_version("sg-compute", only_up=True)
+        assert await group.min_version("sg-compute") == 1
 
 
 async def test_ping_round_trips_and_fails_fast_when_the_server_is_down() -> None:
@@ -268,6 +272,39 @@ async def test_ping_round_trips_and_fails_fast_when_the_server_is_down() -> None
             assert took < deadline / 3, took
         finally:
             await driver.close()
+
+
+async def test_min_version_only_up_needs_the_zookeeper_member(store_url: str, sg_zookeeper_url: str) -> None:
+    """A fresh record whose ZooKeeper member is gone is not up: its version must not hold
+    back ``min_version(only_up=True)`` (the store alone would count it)."""
+
+    def group() -> ServiceGroup:
+        return ServiceGroup.from_urls(
+            store_url,
+            sg_zookeeper_url,
+            report_interval=REPORT_INTERVAL,
+            service_down_time=SERVICE_DOWN_TIME,
+            driver_timeout=3.0,
+        )
+
+    async with group() as reader, group() as lost:
+        for g, host, version in ((lost, "old", 3), (reader, "new", 5)):
+            hb = g.heartbeat(Member(host, "sg-compute", "compute", version))
+            assert await hb.beat_once(), hb.stats.last_error
+        assert await reader.min_version("sg-compute", only_up=True) == 3
+        # The old service's session ends (its agent cut off from ZooKeeper): the member
+        # goes, while the record stays fresh for up to SERVICE_DOWN_TIME.
+        await lost.driver.close()
+        status, _ = await eventually(
+            lambda: reader.get("old", "sg-compute"),
+            lambda s: s.verdict.reason == "not_joined",
+            5,
+            "member gone",
+        )
+        assert status.service.age is not None
+        assert abs(status.service.age) < SERVICE_DOWN_TIME, "the record is still fresh"
+        assert await reader.min_version("sg-compute", only_up=True) == 5
+        assert await reader.min_version("sg-compute") == 3
 
 
 async def test_forced_session_expiry_recovers_20_times(tmp_path: Path, sg_zookeeper: ZooKeeperServer) -> None:

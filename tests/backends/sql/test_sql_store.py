@@ -1,0 +1,178 @@
+"""The SQL store's dialects and URLs: options and their validation, rendered statements,
+and the databases' native timeouts (the only timeouts a store keeps)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
+from sg.model import Member, ServiceKey
+from sg.store import postgresql, sqlite
+from sg.store.base import Store
+from sg.store.memory import MemoryStore
+from sg.store.sql import Dialect, Statements, migrations
+from sg.timings import Timings
+
+TIMINGS = Timings(store_timeout=3.5)
+MEMBER = Member("h1", "sg-web", "web", 2)
+
+
+# -- dialects ------------------------------------------------------------------------------
+
+
+def test_placeholders_are_numbered_in_order_for_postgresql() -> None:
+    assert postgresql.DIALECT.params("a = ? AND b = ? OR c = ?") == "a = $1 AND b = $2 OR c = $3"
+    assert sqlite.DIALECT.params("a = ? AND b = ?") == "a = ? AND b = ?"
+
+
+@pytest.mark.parametrize("dialect", [sqlite.DIALECT, postgresql.DIALECT], ids=["sqlite", "postgresql"])
+def test_every_statement_is_rendered_in_the_dialect(dialect: Dialect) -> None:
+    sql = Statements(dialect)
+    texts = [v for v in vars(sql).values() if isinstance(v, str)]
+    assert len(texts) > 10
+    for text in texts:
+        assert "{" not in text, text
+        if dialect.numbered:
+            assert "?" not in text, text
+    assert dialect.clock in sql.beat
+    # Five parameters, numbered once each where the dialect numbers them.
+    assert [sql.register.count(f"${n}") for n in range(1, 7)] == (
+        [1] * 5 + [0] if dialect.numbered else [0] * 6
+    )
+    assert sql.register.count("?") == (0 if dialect.numbered else 5)
+    # The schema is one definition in both dialects; only type names and literals differ.
+    assert sorted(migrations(dialect)) == [1, 2]
+    assert dialect.serial_key in migrations(dialect)[1][0]
+
+
+# -- sqlite URLs ---------------------------------------------------------------------------
+
+
+def test_sqlite_url_timeout_defaults_to_store_timeout(tmp_path: Path) -> None:
+    store = sqlite.SQLiteStore.from_url(f"sqlite://{tmp_path}/a.db", TIMINGS)
+    assert isinstance(store, Store)
+    assert (store.path, store.connector.timeout, store.timeout) == (f"{tmp_path}/a.db", 3.5, 3.5)
+    store = sqlite.SQLiteStore.from_url(f"sqlite://{tmp_path}/a.db?timeout=0.25", TIMINGS)
+    assert (store.connector.timeout, store.timeout) == (0.25, 0.25)
+    assert sqlite.SQLiteStore.from_url("sqlite:rel/b.db", TIMINGS).path == "rel/b.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://host/x.db", "sqlite takes no host"),
+        ("sqlite:///tmp/", "names no database file"),
+        ("sqlite://", "names no database file"),
+        ("sqlite:///tmp/x.db?journal=off", "unknown sqlite option 'journal'"),
+        ("sqlite:///tmp/x.db?timeout=soon", "timeout must be a positive number"),
+        ("sqlite:///tmp/x.db?timeout=0", "timeout must be a positive number"),
+        ("sqlite:///tmp/x.db?timeout=-1", "timeout must be a positive number"),
+        ("sqlite:///tmp/x.db?timeout=nan", "timeout must be a positive number"),
+    ],
+)
+def test_sqlite_url_errors_name_the_problem(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        sqlite.SQLiteStore.from_url(url, TIMINGS)
+
+
+async def test_sqlite_busy_timeout_is_the_url_timeout(tmp_path: Path) -> None:
+    """Another process holds the write lock: the store waits ``timeout``, then fails."""
+    path = tmp_path / "locked.db"
+    store = sqlite.SQLiteStore.from_url(f"sqlite://{path}?timeout=0.3", TIMINGS)
+    await store.open()
+    try:
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            began = time.monotonic()
+            with pytest.raises(BackendUnavailable, match="database is locked"):
+                await store.register(MEMBER)
+            waited = time.monotonic() - began
+            other.execute("ROLLBACK")
+        # SQLite's busy handler sleeps in steps: allow 0.1 s early, 2 s late on a loaded machine.
+        assert 0.2 <= waited <= 2.3, waited
+        assert (await store.register(MEMBER)).version == 2
+    finally:
+        await store.close()
+
+
+# -- postgresql URLs -----------------------------------------------------------------------
+
+
+def test_postgresql_url_options_and_passthrough() -> None:
+    store = postgresql.PostgresStore.from_url("postgres://sg:pw@db1:5433/sg", TIMINGS)
+    url = store.connector.url
+    assert (url.dsn, url.timeout, url.pool_min, url.pool_max) == (
+        "postgresql://sg:pw@db1:5433/sg",
+        3.5,
+        0,
+        10,
+    )
+    assert store.timeout == 3.5
+    store = postgresql.PostgresStore.from_url(
+        "postgresql://sg@db1/sg?pool_min=2&sslmode=verify-full&pool_max=4&timeout=1.5&application_name=x",
+        TIMINGS,
+    )
+    url = store.connector.url
+    assert url.dsn == "postgresql://sg@db1/sg?sslmode=verify-full&application_name=x"
+    assert (url.timeout, url.pool_min, url.pool_max, store.timeout) == (1.5, 2, 4, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("pool_max=0", "pool_max >= 1"),
+        ("pool_min=5&pool_max=4", "pool_min <= pool_max"),
+        ("pool_min=-1", "0 <= pool_min"),
+        ("pool_min=x", "pool_min must be an integer, got 'x'"),
+        ("pool_max=2.5", "pool_max must be an integer, got '2.5'"),
+        ("timeout=abc", "timeout must be a positive number"),
+        ("timeout=0", "timeout must be a positive number"),
+        ("timeout=inf", "timeout must be a positive number"),
+    ],
+)
+def test_postgresql_url_errors_name_the_option_and_hide_the_password(query: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        postgresql.PostgresStore.from_url(f"postgresql://sg:s3cr3t@db1/sg?{query}", TIMINGS)
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_postgresql_url_needs_a_database_and_repr_hides_the_password() -> None:
+    with pytest.raises(ConfigError, match="names no database"):
+        postgresql.PostgresStore.from_url("postgresql://sg:s3cr3t@db1:5432/", TIMINGS)
+    store = postgresql.PostgresStore.from_url("postgresql://sg:s3cr3t@db1:5432/sg", TIMINGS)
+    assert "s3cr3t" not in repr(store)
+    assert "s3cr3t" not in repr(store.connector.url)
+
+
+async def test_postgresql_command_timeout_is_the_url_timeout(sg_postgres_url: str) -> None:
+    """A statement blocked by another session's lock ends after ``timeout``, as BackendTimeout."""
+    import asyncpg
+
+    store = postgresql.PostgresStore.from_url(f"{sg_postgres_url}?timeout=0.3", TIMINGS)
+    await store.open()
+    other = await asyncpg.connect(sg_postgres_url, timeout=10)
+    try:
+        async with other.transaction():
+            await other.execute("LOCK TABLE services IN ACCESS EXCLUSIVE MODE")
+            began = time.monotonic()
+            with pytest.raises(BackendTimeout):
+                await store.get(ServiceKey("h1", "sg-web"))
+            waited = time.monotonic() - began
+        assert 0.25 <= waited <= 2.3, waited
+        assert await store.get(ServiceKey("h1", "sg-web")) is None
+    finally:
+        await other.close()
+        await store.close()
+
+
+def test_memory_url() -> None:
+    store = MemoryStore.from_url("memory://urls", TIMINGS)
+    assert isinstance(store, Store)
+    assert store.shared_name == "urls"
+    with pytest.raises(ConfigError, match="memory takes only a name"):
+        MemoryStore.from_url("memory://urls?x=1", TIMINGS)
