@@ -9,17 +9,39 @@ document in the tests.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from sg.model import MAX_NAME_LENGTH
 
-if TYPE_CHECKING:
-    # Only for the annotation: the route table imports this module.
-    from sg.api.routes import ApiRoute
+
+class DocumentedRoute(Protocol):
+    """What the document reads of a route (:class:`sg.api.routes.ApiRoute` is one; the
+    route table imports this module, so this one names only the shape)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def methods(self) -> tuple[str, ...]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def responses(self) -> Mapping[str, Any]: ...
+    @property
+    def write(self) -> bool: ...
+    @property
+    def auth(self) -> bool: ...
+    @property
+    def params(self) -> tuple[Mapping[str, Any], ...]: ...
+    @property
+    def body(self) -> Mapping[str, Any] | None: ...
+    @property
+    def documented(self) -> bool: ...
+
 
 __all__ = [
     "API_FIELDS",
+    "DocumentedRoute",
     "ERRORS",
     "MAX_REASON_LENGTH",
     "NAME",
@@ -160,7 +182,7 @@ _BASE: dict[str, Any] = {
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
 
-def document(routes: Iterable[ApiRoute]) -> dict[str, Any]:
+def document(routes: Iterable[DocumentedRoute]) -> dict[str, Any]:
     """The whole document, with one ``paths`` entry per documented route and method."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:

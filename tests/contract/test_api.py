@@ -19,11 +19,13 @@ from sg import Member, ServiceGroup, Settings
 from sg.api.app import create_app
 from sg.api.routes import ROUTES
 from sg.api.settings import ApiSettings
+from sg.backends import Backends
 from sg.drivers.memory import MemoryDriver
 from sg.errors import BackendUnavailable
 from sg.model import Service
 from sg.store.memory import MemoryStore
 from sg.testing.servers import free_port
+from sg.timings import Timings
 from tests.support.api import (
     AUTH,
     OTHER_TOKEN,
@@ -333,7 +335,9 @@ class _BrokenStore(MemoryStore):
 
 
 async def test_a_bug_is_a_json_500_without_the_traceback() -> None:
-    group = ServiceGroup(_BrokenStore(f"broken{next(_names)}"), MemoryDriver(f"broken{next(_names)}"))
+    group = ServiceGroup(
+        Backends(_BrokenStore(f"broken{next(_names)}"), MemoryDriver(f"broken{next(_names)}"), Timings())
+    )
     async with group, client_for(create_app(Settings(), api_settings(), group=group)) as client:
         r = await client.get("/v1/services", headers=AUTH)
         assert r.status_code == 500
@@ -351,8 +355,10 @@ class _StuckDriver(MemoryDriver):
 
 async def test_delete_whose_driver_cannot_leave_is_503_and_deletes_nothing() -> None:
     name = f"stuck{next(_names)}"
-    async with ServiceGroup(MemoryStore(name), _StuckDriver(name), **TIMINGS) as group:
-        record = await group.store.register("down", "nova-compute", "compute", 0)  # down: no force needed
+    async with ServiceGroup(Backends(MemoryStore(name), _StuckDriver(name), Timings(**TIMINGS))) as group:
+        record = await group.store.register(
+            Member("down", "nova-compute", "compute", 0)
+        )  # down: no force needed
         async with client_for(create_app(Settings(), api_settings(), group=group)) as client:
             r = await client.delete(f"/v1/services/{record.uuid}", headers=AUTH)
             assert r.status_code == 503, r.text
@@ -557,7 +563,7 @@ async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
     name = f"count{next(_names)}"
     store, driver = _CountingStore(name), _CountingDriver(name)
     store.calls, driver.calls = [], []
-    async with ServiceGroup(store, driver, **TIMINGS) as group:
+    async with ServiceGroup(Backends(store, driver, Timings(**TIMINGS))) as group:
         for i in range(50):
             await beat(group, f"h{i:02d}")
         store.calls.clear()

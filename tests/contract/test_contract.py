@@ -287,7 +287,7 @@ async def test_leave_marks_the_record_before_removing_the_member(group: ServiceG
 
 
 async def test_a_hung_store_does_not_keep_the_member(group: ServiceGroup) -> None:
-    from sg.group import LEAVE_ORDER_GRACE
+    from sg.backends import LEAVE_ORDER_GRACE
 
     hb = group.heartbeat(spec())  # beats only when told, so nothing re-joins behind the test
     assert await hb.beat_once()
@@ -308,6 +308,6 @@ async def test_a_hung_store_does_not_keep_the_member(group: ServiceGroup) -> Non
 
 async def test_driver_meets_the_protocol_and_answers_ping(group: ServiceGroup) -> None:
     assert isinstance(group.driver, Driver)
-    with anyio.fail_after(group.driver_timeout):
+    with anyio.fail_after(group.timings.driver_timeout):
         await group.driver.ping()
     assert await group.ping() == {"store": None, "driver": None}

@@ -40,7 +40,7 @@ async def test_clock_skew_is_logged_once_when_it_passes_the_limit(
     hb = sg_memory_group.heartbeat(Member(host="h", binary="b", topic="t"))
     assert await hb.beat_once()
     assert hb.stats.clock_skew is not None
-    assert abs(hb.stats.clock_skew) < sg_memory_group.max_clock_skew
+    assert abs(hb.stats.clock_skew) < sg_memory_group.timings.max_clock_skew
     # The memory store stamps with time.time() too, so skew the heartbeat's view only.
     import sg.heartbeat as heartbeat_module
 
