@@ -20,7 +20,6 @@ from aiozk import exc as zkexc
 
 from sg import ServiceGroup
 from sg.backends import load_backend_class
-from sg.config import redact_url
 from sg.drivers.zookeeper import (
     ZooKeeperDriver,
     decode_name,
@@ -31,6 +30,7 @@ from sg.drivers.zookeeper import (
 )
 from sg.errors import BackendUnavailable, ConfigError
 from sg.model import Member, ServiceEvent, ServiceKey
+from sg.redact import redact_url
 from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import free_port
 from sg.testing.zookeeper import ZooKeeperServer, expire_session, session_password
