@@ -28,7 +28,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from sg import ServiceGroup, ServiceSpec
+from sg import Member, ServiceGroup
 from sg.testing.servers import PostgresServer, free_port, stop_pid, wait_until
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -39,7 +39,7 @@ async def seed(store: str, count: int) -> None:
     """``count`` services, each with one real beat (so all read ``up``)."""
     async with ServiceGroup.from_urls(store, "db://", **TIMINGS) as group:
         for i in range(count):
-            spec = ServiceSpec(binary="nova-compute", topic="compute", host=f"compute-{i:05d}")
+            spec = Member(host=f"compute-{i:05d}", binary="nova-compute", topic="compute")
             assert await group.heartbeat(spec).beat_once()
 
 

@@ -14,7 +14,7 @@ from agent.settings import load_agent_settings
 from sg.testing.plugin import missing_server
 from sg.testing.servers import MissingServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 #: The issue's bound for sg-agent.service; the measured figure is in docs/daemon.md.
 MAX_EXPOSURE = 2.0
@@ -98,7 +98,7 @@ def test_agent_unit_has_what_the_daemon_relies_on() -> None:
 def test_example_config_and_its_commented_services_load(tmp_path: Path) -> None:
     text = (UNITS / "servicegroup.toml").read_text()
     settings = load_agent_settings(UNITS / "servicegroup.toml", env={})
-    assert settings.store == "sqlite:///var/lib/servicegroup/services.db"
+    assert settings.library.store == "sqlite:///var/lib/servicegroup/services.db"
     assert [s.binary for s in settings.services] == ["sshd"]
     # Uncomment the example [[service]] tables: they must be valid too.
     head, _, tail = text.partition("[[service]]")
