@@ -52,6 +52,9 @@ Reason = Literal[
     "never_reported",
     "store_unreachable",
     "driver_unreachable",
+    "store_recovering",
+    "driver_recovering",
+    "mass_stale",
 ]
 
 
