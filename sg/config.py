@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sg.errors import ConfigError
+from sg.guard import Guard
 from sg.timings import TIMING_NAMES, Timings
 
 __all__ = [
@@ -135,6 +136,9 @@ SETTINGS_KEYS: dict[str, Reader] = {
     "store": string,
     "driver": string,
     **dict.fromkeys(TIMING_NAMES, number),
+    # The fleet guard (sg/guard.py): how large a correlated loss is read as a fleet event.
+    "mass_share": number,
+    "mass_min_count": integer,
 }
 #: Environment variables and the setting each overrides.
 ENV_KEYS = {
@@ -156,6 +160,7 @@ class Settings:
     store: str = DEFAULT_STORE
     driver: str = DEFAULT_DRIVER
     timings: Timings = field(default_factory=Timings)
+    guard: Guard = field(default_factory=Guard)
     #: The file these settings were read from, if any.
     source: Path | None = None
     sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
@@ -214,6 +219,18 @@ def _timings(values: Mapping[str, Any], where: str) -> Timings:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _guard(values: Mapping[str, Any], where: str) -> Guard:
+    given = {
+        name: values[key]
+        for name, key in (("share", "mass_share"), ("min_count", "mass_min_count"))
+        if key in values
+    }
+    try:
+        return Guard(**given)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
 def load_settings(
     config: str | os.PathLike[str] | None = None,
     *,
@@ -256,6 +273,7 @@ def load_settings(
         store=values.get("store", DEFAULT_STORE),
         driver=values.get("driver", DEFAULT_DRIVER),
         timings=_timings(values, where),
+        guard=_guard(values, where),
         source=path,
         sections=MappingProxyType(sections),
     )

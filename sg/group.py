@@ -22,9 +22,10 @@ from sg.backends import Backends
 from sg.config import Settings
 from sg.drivers.base import Driver, Membership
 from sg.errors import BackendUnavailable, LeaveRefused, NotFound, Refused
+from sg.guard import Guard, recovery_window
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
-from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
-from sg.store.base import Store
+from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, StoreContext, Verdict
+from sg.store.base import Store, Survey, SurveyQuery
 from sg.timings import Timings
 from sg.verdict import judge, store_unreachable
 from sg.watch import watch as _watch
@@ -48,19 +49,34 @@ class ServiceGroup:
                 ...
     """
 
-    def __init__(self, backends: Backends) -> None:
+    def __init__(self, backends: Backends, *, guard: Guard | None = None) -> None:
         self.backends = backends
+        #: The fleet guard: fleet-wide events read ``unknown``, not mass ``down``.
+        self.guard = guard or Guard()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceGroup:
         """Build the store and driver named by ``settings`` (not yet opened)."""
-        return cls(Backends.from_urls(settings.store, settings.driver, settings.timings))
+        return cls(
+            Backends.from_urls(settings.store, settings.driver, settings.timings), guard=settings.guard
+        )
 
     @classmethod
-    def from_urls(cls, store: str | None = None, driver: str | None = None, **timings: float) -> ServiceGroup:
+    def from_urls(
+        cls,
+        store: str | None = None,
+        driver: str | None = None,
+        *,
+        guard: Guard | None = None,
+        **timings: float,
+    ) -> ServiceGroup:
         """Build from URLs (the defaults when ``None``) and timings (``report_interval=...``)."""
         defaults = Settings()
-        return cls(Backends.from_urls(store or defaults.store, driver or defaults.driver, Timings(**timings)))
+        backends = Backends.from_urls(store or defaults.store, driver or defaults.driver, Timings(**timings))
+        return cls(backends, guard=guard)
+
+    #: The context of a survey that read nothing.
+    _no_context = StoreContext()
 
     @property
     def store(self) -> Store:
@@ -105,9 +121,31 @@ class ServiceGroup:
             driver_error=driver_error,
         )
 
-    async def _statuses(self, services: list[Service]) -> list[ServiceStatus]:
-        membership, driver_error = await self.backends.membership(services)
-        return [ServiceStatus(s, self._judge(s, membership, driver_error)) for s in services]
+    def _query(
+        self,
+        *,
+        topic: str | None = None,
+        binary: str | None = None,
+        host: str | None = None,
+        key: ServiceKey | None = None,
+        uuid: str | None = None,
+    ) -> SurveyQuery:
+        timings = self.timings
+        window = recovery_window(timings)
+        return SurveyQuery(timings.service_down_time, window, topic, binary, host, key, uuid)
+
+    async def _survey(self, query: SurveyQuery) -> Survey:
+        return await self.backends.store_call("survey", self.store.survey(query))
+
+    def _guarded(
+        self, survey: Survey, membership: Membership, driver_error: str | None
+    ) -> list[ServiceStatus]:
+        statuses = [ServiceStatus(s, self._judge(s, membership, driver_error)) for s in survey.services]
+        return self.guard.apply(statuses, survey.context, self.timings, topic_sizes=survey.topic_sizes)
+
+    async def _statuses(self, survey: Survey) -> list[ServiceStatus]:
+        membership, driver_error = await self.backends.membership(survey.services)
+        return self._guarded(survey, membership, driver_error)
 
     async def verdict(self, service: Service | Member) -> Verdict:
         """Re-read the record and ask the driver, concurrently, and judge.
@@ -115,14 +153,14 @@ class ServiceGroup:
         An unreachable store or driver gives ``unknown``, never ``up``. Raises
         :class:`~sg.errors.NotFound` if the record no longer exists.
         """
-        record: Service | None = None
+        survey = Survey([], self._no_context)
         store_error: str | None = None
         answer: tuple[Membership, str | None] = ({}, None)
 
         async def read_store() -> None:
-            nonlocal record, store_error
+            nonlocal survey, store_error
             try:
-                record = await self.backends.store_call("get", self.store.get(service.key))
+                survey = await self._survey(self._query(key=service.key))
             except BackendUnavailable as exc:
                 store_error = str(exc)
 
@@ -135,9 +173,9 @@ class ServiceGroup:
             tg.start_soon(ask_driver)
         if store_error is not None:
             return store_unreachable(store_error)
-        if record is None:
+        if not survey.services:
             raise _not_found(service.host, service.binary)
-        return self._judge(record, *answer)
+        return self._guarded(survey, *answer)[0].verdict
 
     async def is_up(self, service: Service | Member) -> bool:
         """``verdict(service).state == "up"``."""
@@ -151,26 +189,27 @@ class ServiceGroup:
 
     async def get(self, host: str, binary: str) -> ServiceStatus:
         """The record of ``(host, binary)`` with its verdict; :class:`NotFound` if absent."""
-        (status,) = await self._statuses([await self._get(ServiceKey.of(host, binary))])
-        return status
+        key = ServiceKey.of(host, binary)
+        statuses = await self._statuses(await self._survey(self._query(key=key)))
+        if not statuses:
+            raise _not_found(host, binary)
+        return statuses[0]
 
     async def get_by_uuid(self, uuid: str) -> ServiceStatus:
         """The record with ``uuid`` and its verdict; :class:`NotFound` if absent."""
-        service = await self.backends.store_call("get", self.store.get_by_uuid(uuid))
-        if service is None:
+        statuses = await self._statuses(await self._survey(self._query(uuid=uuid)))
+        if not statuses:
             raise NotFound(f"no service uuid={uuid!r}")
-        (status,) = await self._statuses([service])
-        return status
+        return statuses[0]
 
     async def list(
         self, *, topic: str | None = None, binary: str | None = None, host: str | None = None
     ) -> list[ServiceStatus]:
         """Every matching service with its verdict, in O(1) round trips: one query,
-        then one batch membership call to the driver."""
-        services = await self.backends.store_call(
-            "list", self.store.list(topic=topic, binary=binary, host=host)
-        )
-        return await self._statuses(services)
+        then one batch membership call to the driver; the fleet guard reads fleet-wide
+        events as ``unknown`` (:mod:`sg.guard`)."""
+        survey = await self._survey(self._query(topic=topic, binary=binary, host=host))
+        return await self._statuses(survey)
 
     async def min_version(self, binary: str, *, only_up: bool = False) -> int | None:
         """``MIN(version)`` of ``binary``; with ``only_up``, over the services whose

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sg.errors import ConfigError
-from sg.model import Reason, ServiceStatus, Verdict
+from sg.model import Reason, ServiceStatus, StoreContext, Verdict
 from sg.timings import Timings
 
 __all__ = [
@@ -67,21 +67,6 @@ SILENCE_LIMIT = 10.0
 def recovery_window(timings: Timings) -> float:
     """Seconds a live service needs to beat again: one interval plus the margin."""
     return timings.report_interval * (1 + RECOVERY_MARGIN)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreContext:
-    """What the store says about itself, read in the same query as the records.
-
-    ``total`` counts the store's records; ``newest_age`` is the age of its newest
-    stamp (``None`` if none ever reported). ``resumed`` is set when beats landed
-    within the recovery window after a silence longer than ``service_down_time``:
-    ``(oldest, newest)`` ages of the stamps those beats followed.
-    """
-
-    total: int = 0
-    newest_age: float | None = None
-    resumed: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +132,9 @@ class Guard:
                 return "store_recovering"
             if id(status) in mass_stale:
                 return "mass_stale"
-        if verdict.reason == "not_joined" and age is not None and abs(age) < window:
-            if status.service.topic in driver_mass:
-                return "driver_recovering"
+        fresh = age is not None and abs(age) < window
+        if verdict.reason == "not_joined" and fresh and status.service.topic in driver_mass:
+            return "driver_recovering"
         return None
 
     def _mass_stale(
@@ -161,9 +146,9 @@ class Guard:
         by_topic: dict[str, list[tuple[float, ServiceStatus]]] = defaultdict(list)
         for status in statuses:
             v = status.verdict
-            if v.state == "down" and v.reason == "stale" and v.age is not None and v.age > 0:
-                if v.age - down <= down:
-                    by_topic[status.service.topic].append((v.age, status))
+            # Stale for less than one more down time: a mass read as one is not held longer.
+            if v.state == "down" and v.reason == "stale" and v.age is not None and 0 < v.age - down <= down:
+                by_topic[status.service.topic].append((v.age, status))
         found: set[int] = set()
         for topic, rows in by_topic.items():
             if not self.is_mass(len(rows), sizes.get(topic, len(rows))):
@@ -182,7 +167,9 @@ class Guard:
                 found.update(id(status) for _, status in run)
         return found
 
-    def _driver_mass(self, statuses: Sequence[ServiceStatus], sizes: dict[str, int], window: float) -> set[str]:
+    def _driver_mass(
+        self, statuses: Sequence[ServiceStatus], sizes: dict[str, int], window: float
+    ) -> set[str]:
         """Topics in which the driver lost a mass of members whose records are fresh."""
         lost: dict[str, int] = defaultdict(int)
         for status in statuses:

@@ -200,11 +200,11 @@ class Heartbeat:
         store = self.backends.store
         reason = self.check_failure or "check failed"
         if not self._registered:
-            await store.register(self.member)
+            await store.register(self.member, driver=self.backends.driver.name)
             self._registered = True
         if not await store.set_check_failure(self.key, reason):
             # Deleted under us: re-create it, so the reason has a record to be read from.
-            await store.register(self.member)
+            await store.register(self.member, driver=self.backends.driver.name)
             await store.set_check_failure(self.key, reason)
 
     async def _hold_driver(self) -> None:
@@ -286,13 +286,13 @@ class Heartbeat:
     async def _beat_store(self) -> None:
         store = self.backends.store
         if not self._registered:
-            await store.register(self.member)
+            await store.register(self.member, driver=self.backends.driver.name)
             self._registered = True
         before = time.time()
         result = await store.beat(self.key)
         if result is None:
             # The record was deleted under a live service: put it back.
-            await store.register(self.member)
+            await store.register(self.member, driver=self.backends.driver.name)
             result = await store.beat(self.key)
             self._rejoined("store", "record missing")
             if result is None:

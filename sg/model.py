@@ -17,13 +17,16 @@ from sg.errors import InvalidName
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_VERSION",
+    "RECOVERING",
     "Member",
+    "Presence",
     "Reason",
     "Service",
     "ServiceEvent",
     "ServiceKey",
     "ServiceStatus",
     "State",
+    "StoreContext",
     "Verdict",
     "validate_name",
     "validate_version",
@@ -42,6 +45,11 @@ MAX_VERSION = 2**31 - 1
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 State = Literal["up", "down", "unknown"]
+#: What a driver says of one member: held, not held, cannot tell (``None``), or lost
+#: in a mass event it knows of, such as a server that just restarted (``"recovering"``).
+Presence = bool | None | Literal["recovering"]
+#: The :data:`Presence` of a member a driver lost in a mass event it knows of.
+RECOVERING: Literal["recovering"] = "recovering"
 Reason = Literal[
     "ok",
     "forced_down",
@@ -152,6 +160,10 @@ class Service:
     updated_at: datetime | None = None
     age: float | None = None
     check_failure: str | None = None
+    #: The driver the service's heartbeat beats through (its scheme, such as
+    #: ``zookeeper``), written at registration; ``None`` for records from before it
+    #: was kept. During a driver roll each record is judged by its own driver.
+    driver: str | None = None
 
     def __post_init__(self) -> None:
         validate_name("host", self.host)
@@ -222,11 +234,28 @@ class ServiceStatus:
             "forced_down": s.forced_down,
             "left": s.left,
             "check_failure": s.check_failure,
+            "driver": s.driver,
             "version": s.version,
             "report_count": s.report_count,
             "driver_seen": v.driver_seen,
             "detail": v.detail,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StoreContext:
+    """What the store says about itself, read in the same query as the records (for the
+    fleet guard, :mod:`sg.guard`).
+
+    ``total`` counts the store's records; ``newest_age`` is the age of its newest
+    stamp (``None`` if none ever reported). ``resumed`` is set when beats landed
+    within the recovery window after a silence longer than ``service_down_time``:
+    ``(oldest, newest)`` ages of the stamps those beats followed.
+    """
+
+    total: int = 0
+    newest_age: float | None = None
+    resumed: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,14 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, Self, runtime_checkable
 
-from sg.model import Member, Service, ServiceKey
+from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.timings import Timings
 
-__all__ = ["ChangeNotifier", "Driver", "Membership"]
+__all__ = ["RECOVERING", "ChangeNotifier", "Driver", "Membership"]
 
 #: Per service: ``True`` held, ``False`` not held, ``None`` cannot tell (its server
-#: is unreachable).
-Membership = Mapping[ServiceKey, bool | None]
+#: is unreachable), or :data:`~sg.model.RECOVERING`: not held because the driver lost
+#: it in a mass event it knows of (the verdict is then ``unknown``, not ``down``).
+Membership = Mapping[ServiceKey, Presence]
 
 
 @runtime_checkable

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
-from sg.model import Member, Service, ServiceKey
+from sg.model import Member, Service, ServiceKey, StoreContext
 from sg.timings import Timings
 
-__all__ = ["MAX_CHECK_FAILURE", "BeatResult", "Store"]
+__all__ = ["MAX_CHECK_FAILURE", "BeatResult", "Store", "Survey", "SurveyQuery"]
 
 #: Longest check failure reason kept; longer ones are cut (a command's stderr can be long).
 MAX_CHECK_FAILURE = 500
@@ -36,6 +36,37 @@ class BeatResult:
     service_id: int
     report_count: int
     store_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyQuery:
+    """Which records a :meth:`Store.survey` reads (every filter given must match), and
+    the two durations its :class:`~sg.model.StoreContext` is measured with."""
+
+    down_time: float
+    #: A beat that landed less than this long ago after a longer silence than
+    #: ``down_time`` counts as a resumption.
+    window: float
+    topic: str | None = None
+    binary: str | None = None
+    host: str | None = None
+    key: ServiceKey | None = None
+    uuid: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the read may cut through topics (then their sizes are read too)."""
+        return any(v is not None for v in (self.binary, self.host, self.key, self.uuid))
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """Records with what the store says about itself; ``topic_sizes`` (the size of each
+    topic read) is set only for a :attr:`~SurveyQuery.partial` read."""
+
+    services: list[Service]
+    context: StoreContext
+    topic_sizes: dict[str, int] | None = None
 
 
 @runtime_checkable
@@ -62,8 +93,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Round-trip to the backend; raise if it cannot be reached."""
 
-    async def register(self, member: Member) -> Service:
-        """Create the record for ``member.key`` or update its topic and version."""
+    async def register(self, member: Member, *, driver: str | None = None) -> Service:
+        """Create the record for ``member.key`` or update its topic and version; ``driver``
+        names the driver the service beats through (``None`` keeps the one recorded)."""
         ...
 
     async def beat(self, key: ServiceKey) -> BeatResult | None:
@@ -80,6 +112,11 @@ class Store(Protocol):
         self, *, topic: str | None = None, binary: str | None = None, host: str | None = None
     ) -> list[Service]:
         """Return matching records with ages, in one query, ordered by host then binary."""
+        ...
+
+    async def survey(self, query: SurveyQuery) -> Survey:
+        """The records ``query`` matches, with the store's :class:`~sg.model.StoreContext`
+        (and topic sizes for a partial read), in one round trip."""
         ...
 
     async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid as uuidlib
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Self
 from urllib.parse import urlsplit
 
 from sg.errors import ConfigError, NotFound
-from sg.model import Member, Service, ServiceKey
-from sg.store.base import MAX_CHECK_FAILURE, BeatResult
+from sg.model import Member, Service, ServiceKey, StoreContext
+from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
 from sg.timings import Timings
 
 __all__ = ["MemoryStore", "reset_memory_stores"]
@@ -26,6 +27,7 @@ class _Records:
     def __init__(self) -> None:
         self.rows: dict[ServiceKey, Service] = {}
         self.beats: dict[ServiceKey, float] = {}
+        self.gaps: dict[ServiceKey, float | None] = {}
         self.next_id = 1
 
 
@@ -67,7 +69,7 @@ class MemoryStore:
     async def ping(self) -> None:
         """Always reachable."""
 
-    async def register(self, member: Member) -> Service:
+    async def register(self, member: Member, *, driver: str | None = None) -> Service:
         """Upsert."""
         key, topic, version = member.key, member.topic, member.version
         old = self._records.rows.get(key)
@@ -80,10 +82,11 @@ class MemoryStore:
                 id=self._records.next_id,
                 uuid=str(uuidlib.uuid4()),
                 created_at=datetime.now(UTC),
+                driver=driver,
             )
             self._records.next_id += 1
         else:
-            new = replace(old, topic=topic, version=version)
+            new = replace(old, topic=topic, version=version, driver=driver or old.driver)
         self._records.rows[key] = new
         return self._with_age(new)
 
@@ -93,6 +96,8 @@ class MemoryStore:
         if old is None:
             return None
         now = time.time()
+        previous = self._records.beats.get(key)
+        self._records.gaps[key] = None if previous is None else now - previous
         self._records.beats[key] = now
         new = replace(
             old,
@@ -103,6 +108,42 @@ class MemoryStore:
         )
         self._records.rows[key] = new
         return BeatResult(new.id, new.report_count, now)
+
+    async def survey(self, query: SurveyQuery) -> Survey:
+        """The matching records and the store's context, as the SQL store computes them."""
+        now = time.time()
+        rows = [
+            self._with_age(r)
+            for r in self._records.rows.values()
+            if all(
+                want is None or have == want
+                for want, have in (
+                    (query.topic, r.topic),
+                    (query.binary, r.binary),
+                    (query.host, r.host),
+                    (query.key, r.key),
+                    (query.uuid, r.uuid),
+                )
+            )
+        ]
+        stamps = self._records.beats
+        resumed = [
+            now - stamp + gap
+            for key, stamp in stamps.items()
+            if (gap := self._records.gaps.get(key)) is not None
+            and gap > query.down_time
+            and now - stamp < query.window
+        ]
+        context = StoreContext(
+            total=len(self._records.rows),
+            newest_age=now - max(stamps.values()) if stamps else None,
+            resumed=(max(resumed), min(resumed)) if resumed else None,
+        )
+        sizes = None
+        if query.partial:
+            counts = Counter(r.topic for r in self._records.rows.values())
+            sizes = {r.topic: counts[r.topic] for r in rows}
+        return Survey(sorted(rows, key=lambda r: (r.host, r.binary)), context, sizes)
 
     async def get(self, key: ServiceKey) -> Service | None:
         """One record."""

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import anyio
 
 from sg.errors import BackendTimeout, ConfigError, NotFound, translate_errors
-from sg.model import Member, Service, ServiceKey
-from sg.store.base import MAX_CHECK_FAILURE, BeatResult
+from sg.model import Member, Service, ServiceKey, StoreContext
+from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
 
 __all__ = [
     "COLUMNS",
@@ -47,13 +47,13 @@ __all__ = [
 ]
 
 #: The schema version this release writes; stores refuse a newer database.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Columns of ``services`` in the order every SELECT returns them (``binary`` is a
 #: reserved word in PostgreSQL, so it is always quoted).
 COLUMNS = (
     'id, uuid, host, "binary", topic, version, disabled, disabled_reason, forced_down, '
-    "has_left, report_count, created_at, updated_at, check_failure"
+    "has_left, report_count, created_at, updated_at, check_failure, driver"
 )
 
 # No statement holds a literal "?": every "?" is a parameter (names are always bound).
@@ -119,6 +119,14 @@ def migrations(d: Dialect) -> dict[int, tuple[str, ...]]:
         ),
         # Why the agent's local health check failed; NULL while it passes.
         2: ("ALTER TABLE services ADD COLUMN check_failure TEXT",),
+        # For the fleet guard: the seconds between a beat and the stamp before it (a beat
+        # after a long silence shows the store, or the path to it, came back), and the
+        # driver the service beats through (during a driver roll each record is judged
+        # by its own).
+        3: (
+            "ALTER TABLE services ADD COLUMN beat_gap DOUBLE PRECISION",
+            "ALTER TABLE services ADD COLUMN driver TEXT",
+        ),
     }
 
 
@@ -132,7 +140,8 @@ class Statements:
 
     def __init__(self, d: Dialect) -> None:
         # Age is computed where the stamp lives, so the reader's clock never matters.
-        age = f"{d.epoch(d.clock)} - {d.epoch('updated_at')} AS age"
+        now, stamp = d.epoch(d.clock), d.epoch("updated_at")
+        age = f"{now} - {stamp} AS age"
         returning = f"RETURNING {COLUMNS}, {age}"
         key = 'host = ? AND "binary" = ?'
         p = d.params
@@ -141,17 +150,39 @@ class Statements:
         # list() adds its WHERE clause and renders its placeholders per call.
         self.select = f"SELECT {COLUMNS}, {age} FROM services"
         self.register = p(
-            'INSERT INTO services (uuid, host, "binary", topic, version, created_at) '
-            f"VALUES (?, ?, ?, ?, ?, {d.clock}) "
+            'INSERT INTO services (uuid, host, "binary", topic, version, driver, created_at) '
+            f"VALUES (?, ?, ?, ?, ?, ?, {d.clock}) "
             'ON CONFLICT (host, "binary") DO UPDATE SET topic = excluded.topic, '
-            f"version = excluded.version {returning}"
+            "version = excluded.version, driver = COALESCE(excluded.driver, services.driver) "
+            f"{returning}"
         )
+        # Every SET expression reads the row as it was, so beat_gap is measured from the
+        # previous stamp.
         self.beat = p(
-            f"UPDATE services SET updated_at = {d.clock}, report_count = report_count + 1, "
-            f"has_left = {d.false}, check_failure = NULL WHERE {key} "
-            f"RETURNING id, report_count, {d.epoch('updated_at')} AS store_time"
+            f"UPDATE services SET beat_gap = {now} - {stamp}, updated_at = {d.clock}, "
+            f"report_count = report_count + 1, has_left = {d.false}, check_failure = NULL "
+            f"WHERE {key} RETURNING id, report_count, {stamp} AS store_time"
+        )
+        # The whole store in one row, joined to every row a survey reads (the fleet guard):
+        # how many records, how old the newest stamp, and the oldest and newest previous
+        # stamps of the beats that landed within the window (2nd ?) after a silence longer
+        # than the down time (1st ?).
+        resumed = f"CASE WHEN beat_gap > ? AND {now} - {stamp} < ? THEN {now} - {stamp} + beat_gap END"
+        self.context = (
+            f"(SELECT COUNT(*) AS ctx_total, {now} - MAX({stamp}) AS ctx_newest_age, "
+            f"MAX({resumed}) AS ctx_resumed_oldest, MIN({resumed}) AS ctx_resumed_newest "
+            "FROM services) ctx"
+        )
+        self.topic_sizes = (
+            "(SELECT topic AS size_topic, COUNT(*) AS topic_size FROM services GROUP BY topic) sizes"
         )
         self.get = p(f"{self.select} WHERE {key}")
+        # survey() adds FROM, the context join, its WHERE clause and its placeholders.
+        self.survey = (
+            f"SELECT {', '.join('services.' + c.strip() for c in COLUMNS.split(','))}, "
+            f"{now} - {d.epoch('services.updated_at')} AS age, "
+            "ctx.ctx_total, ctx.ctx_newest_age, ctx.ctx_resumed_oldest, ctx.ctx_resumed_newest"
+        )
         self.get_by_uuid = p(f"{self.select} WHERE uuid = ?")
         self.set_disabled = p(
             f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"
@@ -249,6 +280,7 @@ def row_to_service(row: Any) -> Service:
         updated_at=to_datetime(row["updated_at"]),
         age=None if age is None else float(age),
         check_failure=row["check_failure"],
+        driver=row["driver"],
     )
 
 
@@ -344,9 +376,10 @@ class SQLStore:
         """Run a trivial query."""
         await self._one("ping", self.sql.ping)
 
-    async def register(self, member: Member) -> Service:
-        """Upsert the record for ``member.key``; its id and uuid never change."""
-        args = (str(uuidlib.uuid4()), member.host, member.binary, member.topic, member.version)
+    async def register(self, member: Member, *, driver: str | None = None) -> Service:
+        """Upsert the record for ``member.key``; its id and uuid never change. ``driver``
+        names the driver the service beats through (``None`` keeps the one recorded)."""
+        args = (str(uuidlib.uuid4()), member.host, member.binary, member.topic, member.version, driver)
         row = await self._one("register", self.sql.register, args)
         assert row is not None, "an upsert with RETURNING always returns its row"
         return row_to_service(row)
@@ -387,6 +420,48 @@ class SQLStore:
         async with self._session("list") as conn:
             rows = await conn.fetchall(sql, args)
         return [row_to_service(row) for row in rows]
+
+    async def survey(self, query: SurveyQuery) -> Survey:
+        """Matching records plus what the store says about itself, in one query."""
+        clauses: list[str] = []
+        args: list[object] = [query.down_time, query.window, query.down_time, query.window]
+        filters: list[tuple[str, object]] = [
+            ("topic", query.topic),
+            ('"binary"', query.binary),
+            ("host", query.host),
+        ]
+        if query.key is not None:
+            filters += [("host", query.key.host), ('"binary"', query.key.binary)]
+        if query.uuid is not None:
+            try:
+                filters.append(("uuid", str(uuidlib.UUID(query.uuid))))
+            except (ValueError, TypeError, AttributeError):
+                return Survey([], StoreContext())
+        for column, value in filters:
+            if value is not None:
+                clauses.append(f"services.{column} = ?")
+                args.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        # A read that may cut through topics learns their sizes in the same statement.
+        partial = query.partial
+        sizes = f" LEFT JOIN {self.sql.topic_sizes} ON sizes.size_topic = services.topic" if partial else ""
+        sql = self.connector.dialect.params(
+            f"{self.sql.survey}{', sizes.topic_size' if partial else ''} FROM services "
+            f'CROSS JOIN {self.sql.context}{sizes}{where} ORDER BY host, "binary"'
+        )
+        async with self._session("survey") as conn:
+            rows = await conn.fetchall(sql, args)
+        if not rows:
+            return Survey([], StoreContext())
+        first = rows[0]
+        oldest, newest = first["ctx_resumed_oldest"], first["ctx_resumed_newest"]
+        context = StoreContext(
+            total=int(first["ctx_total"]),
+            newest_age=None if first["ctx_newest_age"] is None else float(first["ctx_newest_age"]),
+            resumed=None if oldest is None else (float(oldest), float(newest)),
+        )
+        topic_sizes = {row["topic"]: int(row["topic_size"]) for row in rows} if partial else None
+        return Survey([row_to_service(row) for row in rows], context, topic_sizes)
 
     async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
         """Enable or disable; never touches ``updated_at``."""

@@ -23,6 +23,7 @@ from sg.backends import Backends
 from sg.drivers.memory import MemoryDriver
 from sg.errors import BackendUnavailable
 from sg.model import Service
+from sg.store.base import Survey, SurveyQuery
 from sg.store.memory import MemoryStore
 from sg.testing.servers import free_port
 from sg.timings import Timings
@@ -328,9 +329,9 @@ async def test_unreachable_store_is_503_and_health_says_so() -> None:
 
 
 class _BrokenStore(MemoryStore):
-    """A store with a bug: list() raises something that is not a backend error."""
+    """A store with a bug: a read raises something that is not a backend error."""
 
-    async def list(self, **filters: Any) -> list[Service]:
+    async def survey(self, query: SurveyQuery) -> Survey:
         raise RuntimeError("secret internal detail")
 
 
@@ -542,9 +543,9 @@ class _CountingStore(MemoryStore):
 
     calls: list[str]
 
-    async def list(self, **filters: Any) -> list[Service]:
-        self.calls.append("list")
-        return await super().list(**filters)
+    async def survey(self, query: SurveyQuery) -> Survey:
+        self.calls.append("survey")
+        return await super().survey(query)
 
     async def get(self, key: Any) -> Service | None:
         self.calls.append("get")
@@ -571,11 +572,11 @@ async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
         async with client_for(create_app(Settings(), api_settings(), group=group)) as client:
             r = await client.get("/v1/services", headers=AUTH)
             assert len(r.json()["services"]) == 50
-            assert (store.calls, driver.calls) == (["list"], ["members"])
+            assert (store.calls, driver.calls) == (["survey"], ["members"])
             store.calls.clear()
             driver.calls.clear()
             r = await client.get("/metrics", headers=AUTH)
-            assert (store.calls, driver.calls) == (["list"], ["members"])
+            assert (store.calls, driver.calls) == (["survey"], ["members"])
 
 
 async def test_invented_methods_and_paths_do_not_grow_metrics(client: httpx.AsyncClient) -> None:

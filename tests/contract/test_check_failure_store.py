@@ -80,7 +80,7 @@ def _schema_1_sqlite(path: Path) -> None:
     db.close()
 
 
-async def test_sqlite_schema_1_is_migrated_to_2_on_open(tmp_path: Path) -> None:
+async def test_sqlite_schema_1_is_migrated_to_the_current_on_open(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     _schema_1_sqlite(path)
     async with ServiceGroup.from_urls(f"sqlite://{path}") as group:
@@ -89,17 +89,19 @@ async def test_sqlite_schema_1_is_migrated_to_2_on_open(tmp_path: Path) -> None:
         assert old.report_count == 7
         assert old.version == 4
         assert old.check_failure is None
+        assert old.driver is None  # migration 3: records from before it name no driver
         assert await group.store.set_check_failure(KEY, "pidfile:/run/x.pid: pid file does not exist")
     db = sqlite3.connect(path)
     try:
-        assert [r[0] for r in db.execute("SELECT version FROM sg_schema ORDER BY version")] == [1, 2]
+        versions = [r[0] for r in db.execute("SELECT version FROM sg_schema ORDER BY version")]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
         assert db.execute("SELECT check_failure FROM services").fetchone()[0].startswith("pidfile:")
     finally:
         db.close()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
-async def test_postgres_schema_1_is_migrated_to_2_on_open(sg_postgres_url: str) -> None:
+async def test_postgres_schema_1_is_migrated_to_the_current_on_open(sg_postgres_url: str) -> None:
     asyncpg = pytest.importorskip("asyncpg")
     from sg.store import postgresql as postgres_store
 
@@ -126,7 +128,7 @@ async def test_postgres_schema_1_is_migrated_to_2_on_open(sg_postgres_url: str) 
     conn = await asyncpg.connect(sg_postgres_url, timeout=10)
     try:
         rows = await conn.fetch("SELECT version FROM sg_schema ORDER BY version")
-        assert [r[0] for r in rows] == [1, 2]
+        assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
         assert await conn.fetchval("SELECT check_failure FROM services") == (
             "systemd:nginx.service: not active (failed)"
         )

@@ -10,6 +10,7 @@ import pytest
 from sg import Member, NotFound, Refused, ServiceGroup
 from sg.drivers.base import Driver
 from sg.model import Service, ServiceKey
+from sg.store.base import Survey, SurveyQuery
 from tests.support.backends import SERVICE_DOWN_TIME
 from tests.support.waiting import eventually
 
@@ -154,17 +155,17 @@ async def test_list_is_constant_round_trips(group: ServiceGroup) -> None:
     for i in range(40):
         await beat_once(group, spec(host=f"h{i:02d}"))
     calls = {"store": 0, "driver": 0}
-    store_list, driver_members = group.store.list, group.driver.members
+    store_survey, driver_members = group.store.survey, group.driver.members
 
-    async def counted_list(**kw: str | None) -> list[Service]:
+    async def counted_survey(query: SurveyQuery) -> Survey:
         calls["store"] += 1
-        return await store_list(**kw)
+        return await store_survey(query)
 
     async def counted_members(services):  # type: ignore[no-untyped-def]
         calls["driver"] += 1
         return await driver_members(services)
 
-    group.store.list = counted_list  # type: ignore[method-assign]
+    group.store.survey = counted_survey  # type: ignore[method-assign]
     group.driver.members = counted_members  # type: ignore[method-assign]
     statuses = await group.list()
     assert len(statuses) == 40

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sg.errors import ConfigError
-from sg.guard import SILENCE_LIMIT, Guard, StoreContext, recovery_window
-from sg.model import Service, ServiceStatus
+from sg.guard import SILENCE_LIMIT, Guard, recovery_window
+from sg.model import Service, ServiceStatus, StoreContext
 from sg.timings import Timings
 from sg.verdict import judge
 
@@ -56,7 +56,9 @@ def test_a_silence_has_an_end() -> None:
 
 def test_a_small_store_gets_no_silence_guard() -> None:
     rows = [status("a", 90.0), status("b", 90.0)]
-    assert set(reasons(GUARD.apply(rows, StoreContext(total=2, newest_age=90.0), T)).values()) == {"down/stale"}
+    assert set(reasons(GUARD.apply(rows, StoreContext(total=2, newest_age=90.0), T)).values()) == {
+        "down/stale"
+    }
 
 
 def test_peers_of_resumed_beats_read_store_recovering() -> None:
@@ -116,9 +118,9 @@ def test_topic_sizes_given_for_a_partial_listing() -> None:
 def test_never_up_and_confident_reasons_untouched() -> None:
     forced = Service(host="f", binary="b", topic="compute", age=90.0, forced_down=True)
     left = Service(host="l", binary="b", topic="compute", age=90.0, left=True)
-    rows = [
-        ServiceStatus(s, judge(s, service_down_time=60.0, driver_seen=True)) for s in (forced, left)
-    ] + [status(f"s{i}", 90.0) for i in range(4)]
+    rows = [ServiceStatus(s, judge(s, service_down_time=60.0, driver_seen=True)) for s in (forced, left)] + [
+        status(f"s{i}", 90.0) for i in range(4)
+    ]
     got = GUARD.apply(rows, StoreContext(total=6, newest_age=90.0), T)
     assert reasons(got)["f"] == "down/forced_down"
     assert reasons(got)["l"] == "down/left"
