@@ -147,7 +147,8 @@ async def failover(ha: PostgresHA, tmp_path: Path, gap: float) -> Failover:
                 since = time.monotonic() - promoted_at
                 ages = [s.verdict.age for s in await group.list(topic=TOPIC)] if last.error is None else []
         return Failover(
-            before=sampler.tally(None, stopping_at),
+            # A read begun less than store_timeout before the stop may fail with it.
+            before=sampler.tally(None, stopping_at - STORE_TIMEOUT),
             gap=sampler.tally(stopping_at, promoting_at),
             after=sampler.tally(promoting_at, None),
             dark=sampler.tally(stopped_at, promoting_at),
