@@ -133,8 +133,9 @@ async def failover(ha: PostgresHA, tmp_path: Path, gap: float) -> Failover:
         ) as group:
             await all_up(group, len(keys), 30, "every service up on the primary", unexpected)
             async with sampling(group, keys) as sampler:
-                # Scenario length, not synchronisation: a second of healthy samples.
-                await anyio.sleep(1.0)
+                # Scenario length, not synchronisation: a second of healthy samples that
+                # end before the stop (the last store_timeout before it is not counted).
+                await anyio.sleep(1.0 + STORE_TIMEOUT)
                 stopping_at = time.monotonic()
                 stopped_at = await anyio.to_thread.run_sync(ha.stop_primary)
                 await anyio.sleep(gap)
