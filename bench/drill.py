@@ -56,6 +56,8 @@ BACKEND_TIMEOUT = 2.0
 SAMPLE_INTERVAL = 0.2
 KILL_SHARE = 0.05
 OUTAGE_FACTOR = 2.5
+#: How long the whole fleet may take to read up before the events start.
+STARTUP_TIMEOUT = 120.0
 #: Slack on every detection bound: one sample interval, scheduling on a loaded
 #: 2-core machine, and (memcached) the server's one-second expiry clock.
 MARGIN = 1.0
@@ -124,6 +126,8 @@ class Variant:
     events: list[Event] = field(default_factory=list)
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)
     startup: float = 0.0
+    #: Why the events did not run (the fleet never came up), if they did not.
+    failed: str | None = None
     #: Untranslated exceptions the reader's ``list()`` raised, counted.
     reader_errors: Counter[str] = field(default_factory=Counter)
     #: From the workers' logs: beats that crashed (an untranslated exception), and the
@@ -253,21 +257,28 @@ class Drill:
                 variant.t0 = time.monotonic()
                 async with anyio.create_task_group() as tg:
                     await tg.start(sampler.run)
-                    up = await self.wait_live_up(sampler, variant.t0, 120)
+                    up = await self.wait_live_up(sampler, variant.t0, STARTUP_TIMEOUT)
                     if up is None:
-                        raise RuntimeError(f"{variant.name}: the fleet never came up; see {self.workdir}")
-                    variant.startup = up
-                    await self.settle()
-                    print(f"[{variant.name}] {len(keys)} heartbeats up in {up:.1f}s", flush=True)
-                    events = [
-                        lambda: self.kill9(sampler, kill_bound),
-                        lambda: self.fault(
-                            sampler,
-                            f"PostgreSQL outage {OUTAGE_FACTOR:g} x service_down_time",
-                            self.pg_outage,
-                        ),
-                        lambda: self.fault(sampler, driver_event[0], driver_event[1]),
-                    ]
+                        best = max((s.up for s in sampler.samples), default=0)
+                        variant.failed = (
+                            f"the fleet never read all up within {STARTUP_TIMEOUT:g}s (at best {best} of "
+                            f"{len(keys)} up in one sample); worker logs in {self.workdir}"
+                        )
+                        print(f"[{variant.name}] {variant.failed}", flush=True)
+                        events = []
+                    else:
+                        variant.startup = up
+                        await self.settle()
+                        print(f"[{variant.name}] {len(keys)} heartbeats up in {up:.1f}s", flush=True)
+                        events = [
+                            lambda: self.kill9(sampler, kill_bound),
+                            lambda: self.fault(
+                                sampler,
+                                f"PostgreSQL outage {OUTAGE_FACTOR:g} x service_down_time",
+                                self.pg_outage,
+                            ),
+                            lambda: self.fault(sampler, driver_event[0], driver_event[1]),
+                        ]
                     for start_event in events:
                         event = await start_event()
                         event.tally = sampler.tally(event.start, event.end)
@@ -389,8 +400,14 @@ def write_report(variants: list[Variant], args: argparse.Namespace, elapsed: flo
         lines += [
             f"## {v.name}: {v.driver_label}",
             "",
-            f"Fleet up {v.startup:.1f}s after the workers started.",
+            f"Fleet up {v.startup:.1f}s after the workers started."
+            if v.failed is None
+            else f"**No events ran**: {v.failed}.",
             "",
+        ]
+        if v.failed is not None:
+            continue
+        lines += [
             f"Untranslated exceptions: the reader's `list()` raised {_counted(v.reader_errors)}; "
             f"the workers logged {v.beat_crashes} `beat_crashed` events (tracebacks ending in "
             f"{_counted(v.crash_types)}).",
@@ -517,7 +534,7 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(variants, args, time.monotonic() - began, args.out)
     print(f"wrote {args.out / 'drill.md'} and {args.out / 'drill.png'}")
-    return 0
+    return 1 if any(v.failed for v in variants) else 0
 
 
 if __name__ == "__main__":
