@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit deps venv bench clean install install-venv install-units
+.PHONY: run test lint typecheck unit deps venv bench drill clean install install-venv install-units
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test: deps $(STAMP) lint typecheck unit
 bench: deps $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+## The fleet drill (issue 11, not part of the tests): fleet-wide events under load, scored
+## into docs/drill.md and docs/drill.png. DRILL_ARGS=--quick: 200 heartbeats, ~3 minutes.
+drill: deps $(STAMP)
+	$(BIN)/pip install -q matplotlib
+	$(BIN)/python -m bench.drill $(DRILL_ARGS)
 
 ## Install on a host: a venv in $(INSTALL_VENV), scripts linked into $(PREFIX)/bin,
 ## the systemd units and the example config (kept if one exists). Run as root.

@@ -123,7 +123,14 @@ class PostgresConnector:
 
     name = "postgresql"
     dialect = DIALECT
-    faults: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+    faults: tuple[type[BaseException], ...] = (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        # asyncpg 0.32 raises it from a pooled connection the server closed mid-operation
+        # ("cannot switch to state 12", MagicStack/asyncpg#1069), seen after failovers.
+        asyncpg.InternalClientError,
+    )
 
     def __init__(self, url: PostgresURL) -> None:
         self.url = url
@@ -139,7 +146,12 @@ class PostgresConnector:
         """One pooled connection for one operation."""
         pool = await self._get_pool()
         async with pool.acquire() as conn:
-            yield _Connection(conn)
+            try:
+                yield _Connection(conn)
+            except asyncpg.InternalClientError:
+                # Its protocol state is broken: never hand this connection out again.
+                conn.terminate()
+                raise
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:

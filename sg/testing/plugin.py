@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from sg.testing.ensemble import ZooKeeperEnsemble
 from sg.testing.memcached import MemcachedServer
+from sg.testing.pgha import PostgresHA
 from sg.testing.servers import MissingServer, PostgresServer
 from sg.testing.zookeeper import ZooKeeperServer
 
@@ -170,3 +172,31 @@ def sg_zookeeper() -> Iterator[ZooKeeperServer]:
 def sg_zookeeper_url(sg_zookeeper: ZooKeeperServer) -> str:
     """A ``zookeeper://`` URL with a chroot private to the test (2 s sessions)."""
     return sg_zookeeper.url(f"sg-test-{os.getpid()}-{next(_counter)}", session_timeout=2)
+
+
+@pytest.fixture
+def sg_zookeeper_ensemble() -> Iterator[ZooKeeperEnsemble]:
+    """A 3-server ZooKeeper quorum of the test's own (tickTime 200 ms: 0.4-10 s
+    sessions), started and serving; the test may kill, stop and restart members.
+    ``.url(chroot, session_timeout=2)`` names all three. Stopped after the test."""
+    try:
+        ensemble = ZooKeeperEnsemble(3)
+    except MissingServer as exc:
+        missing_server(exc)
+        raise
+    with ensemble:
+        yield ensemble
+
+
+@pytest.fixture
+def sg_postgres_ha() -> Iterator[PostgresHA]:
+    """A PostgreSQL primary and a streaming standby of the test's own, both running;
+    ``.url()`` names both with ``target_session_attrs=read-write``. The test may stop
+    the primary and promote the standby. Both are removed after the test."""
+    try:
+        ha = PostgresHA()
+    except MissingServer as exc:
+        missing_server(exc)
+        raise
+    with ha:
+        yield ha

@@ -191,6 +191,13 @@ class ZooKeeperServer:
         """Start java and wait until it serves."""
         if self.proc is not None and self.proc.poll() is None:
             return self
+        self.spawn()
+        self.wait_serving(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start java without waiting: a quorum member serves only once a quorum of its
+        peers runs too, so an ensemble spawns every member before waiting on any."""
         classpath = ":".join([str(self.tmp), *ZK_JARS])
         log = (self.tmp / "zookeeper.log").open("ab")
         try:
@@ -213,7 +220,12 @@ class ZooKeeperServer:
             )
         finally:
             log.close()
+
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        """Wait until the started server serves; raise with its log tail if java exits."""
         proc = self.proc
+        if proc is None:
+            raise RuntimeError(f"ZooKeeper on port {self.port} was not started")
 
         def ready() -> bool:
             if proc.poll() is not None:
@@ -222,7 +234,6 @@ class ZooKeeperServer:
             return self.serving()
 
         wait_until(ready, timeout, f"ZooKeeper serving on port {self.port}", interval=0.05)
-        return self
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL), keeping its data for a restart."""

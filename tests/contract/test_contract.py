@@ -9,7 +9,7 @@ import pytest
 
 from sg import Member, NotFound, Refused, ServiceGroup
 from sg.drivers.base import Driver
-from sg.model import Service, ServiceKey
+from sg.model import ServiceKey
 from sg.store.base import Survey, SurveyQuery
 from tests.support.backends import SERVICE_DOWN_TIME
 from tests.support.waiting import eventually
