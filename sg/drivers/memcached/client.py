@@ -24,6 +24,7 @@ What aiomcache 0.8.2 does, verified against real servers (``tests/test_memcached
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -102,6 +103,17 @@ async def _read_more(conn: Connection, buf: bytearray) -> None:
     buf += chunk
 
 
+def _uptime_offset(version: bytes | None) -> float:
+    """What memcached adds to its uptime: it dates its start back so that uptime is
+    never zero, by 2 s since 1.6 (measured on 1.6.18: ``uptime 2`` half a second after
+    the start) and by 62 s before (``process_started = time(0) - ITEM_UPDATE_INTERVAL - 2``)."""
+    try:
+        major, minor = (int(part) for part in (version or b"").decode().split(".")[:2])
+    except ValueError:
+        return 2.0
+    return 2.0 if (major, minor) >= (1, 6) else 62.0
+
+
 class ServerClient:
     """One memcached server: the requests the driver makes, and how many it sent."""
 
@@ -114,6 +126,9 @@ class ServerClient:
         #: Requests sent (a metric; also what the tests count).
         self.requests = 0
         self._client: _Client | None = None
+        #: The server's uptime as last asked (monotonic time of the answer, seconds),
+        #: forgotten on every connection fault: a restart shows as one.
+        self._uptime: tuple[float, float] | None = None
 
     def open(self) -> None:
         """Create the client; it connects on first use."""
@@ -142,6 +157,20 @@ class ServerClient:
     async def present(self, keys: Sequence[bytes]) -> set[bytes]:
         """Which of ``keys`` the server holds, in one request."""
         return await self._call("get", lambda c: c.present(keys))
+
+    async def uptime(self, max_age: float) -> float:
+        """Seconds since the server started: asked with ``stats`` unless an answer younger
+        than ``max_age`` (and no connection fault since) is known."""
+        now = time.monotonic()
+        if self._uptime is not None and now - self._uptime[0] <= max_age:
+            return self._uptime[1] + (now - self._uptime[0])
+        stats = await self._call("stats", lambda c: c.stats())
+        raw = stats.get(b"uptime")
+        if raw is None or not raw.isdigit():
+            raise BackendUnavailable(NAME, f"stats on {self.name}: no uptime in the answer")
+        uptime = max(0.0, float(raw) - _uptime_offset(stats.get(b"version")))
+        self._uptime = (time.monotonic(), uptime)
+        return uptime
 
     async def version(self) -> None:
         """One round trip that touches no key."""
@@ -172,5 +201,6 @@ class ServerClient:
             except _CONNECTION_FAULTS as exc:
                 if isinstance(exc, aiomcache.ValidationException):
                     raise
+                self._uptime = None
                 log.debug("memcached_retry", server=self.name, op=what, error=repr(exc))
                 return await self._attempt(op)

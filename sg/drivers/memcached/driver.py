@@ -33,7 +33,8 @@ from sg.drivers.memcached.client import ServerClient
 from sg.drivers.memcached.keys import member_key, pick_server
 from sg.drivers.memcached.url import MemcachedOptions, parse_url
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
-from sg.model import Member, Service, ServiceKey
+from sg.guard import recovery_window
+from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.timings import Timings
 
 __all__ = ["MAX_RELATIVE_EXPIRY", "SERVER_DEADLINE_SHARE", "MemcachedDriver", "member_ttl"]
@@ -171,6 +172,16 @@ class MemcachedDriver:
 
     # -- members ---------------------------------------------------------------------------
 
+    async def _uptime(self, deadline: float, client: ServerClient) -> float | None:
+        """Seconds since ``client``'s server started (asked at most once per interval),
+        or ``None`` if it does not say in time: no evidence, then."""
+        try:
+            return await self._part(
+                deadline, client, "stats", lambda: client.uptime(self.timings.report_interval)
+            )
+        except BackendUnavailable:
+            return None
+
     async def join(self, member: Member) -> None:
         """Write the member key with the TTL."""
         index, key = self.placement(member)
@@ -192,14 +203,24 @@ class MemcachedDriver:
 
     async def members(self, services: Sequence[Service | Member]) -> Membership:
         """One multi-get per server, concurrently. Services on a server that fails
-        are ``None``; if every server involved fails, raise its error."""
+        are ``None``; if every server involved fails, raise its error.
+
+        A key missing from a server that started less than one recovery window ago
+        (``report_interval`` x 1.5), whose record last beat before the server started,
+        is :data:`~sg.model.RECOVERING`: the restart lost it, and its owner's next beat
+        writes it again. The server's uptime is asked only when such a key is missing,
+        at most once per ``report_interval`` (and again after any connection fault,
+        which is how a restart shows).
+        """
         by_server: dict[int, list[tuple[bytes, ServiceKey]]] = {}
         for service in services:
             index, key = self.placement(service)
             by_server.setdefault(index, []).append((key, service.key))
-        result: dict[ServiceKey, bool | None] = {}
+        result: dict[ServiceKey, Presence] = {}
         errors: list[BackendUnavailable] = []
         deadline = _server_deadline()
+        # Records carry the age of their last beat (store clock); members carry none.
+        ages = {s.key: s.age for s in services if isinstance(s, Service) and s.age is not None}
 
         async def ask(index: int, owners: list[tuple[bytes, ServiceKey]]) -> None:
             client = self._clients[index]
@@ -210,7 +231,18 @@ class MemcachedDriver:
                 errors.append(exc)
                 result.update((owner, None) for _, owner in owners)
                 return
-            result.update((owner, key in found) for key, owner in owners)
+            # A missing key whose record last beat before its server started was lost in a
+            # restart (its owner has not beaten since): recovering, within the window.
+            lost = any(key not in found and owner in ages for key, owner in owners)
+            uptime = await self._uptime(deadline, client) if lost else None
+            window = recovery_window(self.timings)
+            for key, owner in owners:
+                present: Presence = key in found
+                if not present and uptime is not None:
+                    age = ages.get(owner)
+                    if age is not None and age > uptime and uptime < window:
+                        present = RECOVERING
+                result[owner] = present
 
         async with anyio.create_task_group() as tg:
             for index, owners in by_server.items():

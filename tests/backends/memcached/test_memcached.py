@@ -17,6 +17,7 @@ from sg import ServiceGroup
 from sg.drivers.memcached import MemcachedDriver
 from sg.errors import BackendTimeout, BackendUnavailable
 from sg.heartbeat import Heartbeat
+from sg.guard import Guard
 from sg.model import Member, Service, ServiceStatus
 from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
@@ -102,6 +103,8 @@ async def test_listing_10000_members_is_one_request_per_server(
         service_down_time=60,
         store_timeout=60,
         driver_timeout=10,
+        # Half the topic never joins on purpose: not a fleet event for this test.
+        guard=Guard(share=0.9),
     ) as group:
         driver: MemcachedDriver = group.driver  # type: ignore[assignment]
         members = []
@@ -123,8 +126,10 @@ async def test_listing_10000_members_is_one_request_per_server(
         assert up == {m.host for m in members[::2]}
         assert all(s.verdict.reason == "not_joined" for s in statuses if not s.is_up)
         assert [a - b for a, b in zip(after_server, before_server, strict=True)] == [1, 1, 1]
+        # One get per server, and one stats per server (asked because keys are missing:
+        # was the server restarted since those records last beat? It was not).
         assert {k: driver.requests[k] - before_driver[k] for k in driver.requests} == dict.fromkeys(
-            driver.servers, 1
+            driver.servers, 2
         )
 
 
@@ -425,3 +430,46 @@ async def test_ping_names_a_silent_server_within_the_callers_deadline(
         assert sg_memcached.address not in str(info.value)
     finally:
         await driver.close()
+
+
+async def test_members_a_restart_lost_read_driver_recovering_then_down(
+    tmp_path: Path, sg_memcached_factory: Factory
+) -> None:
+    """The reader asks a server its uptime when keys are missing: lost in a restart within
+    the recovery window reads unknown/driver_recovering; later, a key still missing is a
+    confident down/not_joined."""
+    restarted, other = sg_memcached_factory(2)
+    async with ServiceGroup.from_urls(
+        f"sqlite://{tmp_path}/services.db",
+        memcached_url([restarted, other]),
+        report_interval=REPORT_INTERVAL,
+        service_down_time=DOWN_TIME,
+    ) as group:
+        driver = group.driver
+        assert isinstance(driver, MemcachedDriver)
+        members: list[Member] = []
+        for i in range(40):
+            members.append(Member(f"h{i:02d}", "sg-compute", "compute"))
+            placed = [driver.placement(m)[0] for m in members]
+            if placed.count(0) >= 2 and placed.count(1) >= 2:
+                break
+        lost = [m for m in members if driver.placement(m)[0] == 0]
+        kept = [m for m in members if driver.placement(m)[0] == 1]
+        for m in members:
+            assert await group.heartbeat(m).beat_once()
+        restarted.restart()
+        began = time.monotonic()
+        got = {s.service.host: (s.verdict.state, s.verdict.reason) for s in await group.list()}
+        if time.monotonic() - began < REPORT_INTERVAL * 1.5:
+            assert {got[m.host] for m in lost} == {("unknown", "driver_recovering")}, got
+        assert {got[m.host] for m in kept} == {("up", "ok")}, got
+        # One beat writes the key again.
+        assert await group.heartbeat(lost[0]).beat_once()
+        assert (await group.verdict(lost[0])).state == "up"
+        # The others never beat again: once the window is over they are plain down.
+        await eventually(
+            lambda: group.verdict(lost[1]),
+            lambda v: (v.state, v.reason) == ("down", "not_joined"),
+            REPORT_INTERVAL * 1.5 + 1.0,
+            "down after the window",
+        )
