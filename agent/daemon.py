@@ -22,6 +22,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -31,7 +32,9 @@ from anyio.abc import TaskGroup
 from agent.checks import build_check
 from agent.notify import Notifier
 from agent.settings import AgentSettings, ServiceSpec, load_agent_settings
-from sg.errors import ConfigError
+from sg.backends import load_driver
+from sg.drivers.base import Driver
+from sg.errors import BackendUnavailable, ConfigError
 from sg.group import ServiceGroup
 from sg.heartbeat import BeatObserver, Heartbeat
 from sg.model import ServiceKey
@@ -50,10 +53,11 @@ LEAVE_TIMEOUT = 0.6
 #: Bound on closing the backends after every service has left (where a backend's
 #: close can be bounded at all; the entry point's hard deadline covers the rest).
 CLOSE_TIMEOUT = 0.25
-#: Settings a reload cannot change: the backends (and the metrics server) are built
-#: from them at start. The timings a reload cannot change are the backends' to say
-#: (:data:`sg.backends.RESTART_ONLY_TIMINGS`).
-RESTART_ONLY = ("store", "driver", "metrics_listen")
+#: Settings a reload cannot change: the store (and the metrics server) is built from
+#: them at start. The timings a reload cannot change are the backends' to say
+#: (:data:`sg.backends.RESTART_ONLY_TIMINGS`). A new ``driver`` is a driver roll: see
+#: :meth:`Agent._switch_driver`.
+RESTART_ONLY = ("store", "metrics_listen")
 #: Least time between two STATUS-only notifications.
 STATUS_EVERY = 1.0
 
@@ -315,6 +319,41 @@ class Agent:
                 if not self.stopping.is_set():
                     self.notifier.ready(self.status_line())
 
+    async def _switch_driver(self, driver: Driver) -> bool:
+        """Move every service to ``driver`` (a driver roll, host by host): open it, hold
+        each member in it, record it on each record, then remove the members from the
+        old driver and close it. No service reads down on the way. Returns whether it
+        moved; if the new driver cannot be opened, the old one stays."""
+        backends = self.group.backends
+        try:
+            await backends.driver_call("open", driver.open())
+        except BackendUnavailable as exc:
+            log.error("driver_switch_refused", driver=driver.name, error=str(exc))
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await driver.close()
+            return False
+        old = backends.swap_driver(driver)
+
+        async def move(heartbeat: Heartbeat) -> None:
+            try:
+                await heartbeat.switch_driver()
+            except BackendUnavailable as exc:
+                # Its next beat joins the new driver; the old member stays until then.
+                log.warning("driver_switch_join_failed", binary=heartbeat.member.binary, error=str(exc))
+                return
+            try:
+                await backends.driver_call("leave", old.leave(heartbeat.member))
+            except BackendUnavailable as exc:
+                log.warning("driver_switch_leave_failed", binary=heartbeat.member.binary, error=str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for heartbeat in self.heartbeats:
+                tg.start_soon(move, heartbeat)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(backends.timings.driver_timeout):
+            await old.close()
+        log.info("driver_switched", old=old.name, new=driver.name, services=len(self.runners))
+        return True
+
     async def _reload(self) -> None:
         source = self.settings.source
         try:
@@ -329,9 +368,15 @@ class Agent:
             if fixed:
                 raise ConfigError(f"changing {', '.join(fixed)} needs a restart")
             self.group.backends.update_timings(new.timings)
+            driver = None
+            if new.library.driver != old.library.driver:
+                driver = load_driver(new.library.driver, new.timings)
         except ConfigError as exc:
             log.error("reload_refused", error=f"{exc} of the agent", config=str(source))
             return
+        if driver is not None and not await self._switch_driver(driver):
+            # The old driver stays; so do the old settings' driver URL, for the next reload.
+            new = replace(new, library=replace(new.library, driver=old.library.driver))
         wanted = {ServiceKey(spec.host, spec.binary): spec for spec in new.services}
         removed = [key for key in self.runners if key not in wanted]
         replaced: list[ServiceKey] = []

@@ -24,7 +24,7 @@ import structlog
 
 from sg.drivers.base import ChangeNotifier, Driver, Membership
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
-from sg.model import Member, Service
+from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.redact import redact_url
 from sg.store.base import Store
 from sg.timings import Timings
@@ -107,6 +107,15 @@ def load_driver(url: str, timings: Timings) -> Driver:
     return cls.from_url(url, timings)
 
 
+def _stronger(a: Presence, b: Presence) -> Presence:
+    """Two drivers' answers for one member: held by either is held; else cannot tell;
+    else recovering; else not held."""
+    for strongest in (True, None, RECOVERING):
+        if strongest in (a, b):
+            return strongest
+    return False
+
+
 # -- calls under deadlines ------------------------------------------------------------------
 
 
@@ -127,15 +136,34 @@ class Backends:
     and raise only :mod:`sg.errors` exceptions.
     """
 
-    def __init__(self, store: Store, driver: Driver, timings: Timings) -> None:
+    def __init__(
+        self, store: Store, driver: Driver, timings: Timings, *, roll: Sequence[Driver] = ()
+    ) -> None:
         self.store = store
         self.driver = driver
+        #: During a driver roll, the other drivers agents may still beat through: each
+        #: record is judged by the driver it names (see :meth:`membership`).
+        self.roll = tuple(roll)
         self._timings = timings
 
     @classmethod
-    def from_urls(cls, store_url: str, driver_url: str, timings: Timings) -> Backends:
+    def from_urls(
+        cls, store_url: str, driver_url: str, timings: Timings, *, roll_urls: Sequence[str] = ()
+    ) -> Backends:
         """Build the store and driver named by the URLs (not yet opened)."""
-        return cls(load_store(store_url, timings), load_driver(driver_url, timings), timings)
+        roll = [load_driver(url, timings) for url in roll_urls]
+        return cls(load_store(store_url, timings), load_driver(driver_url, timings), timings, roll=roll)
+
+    @property
+    def drivers(self) -> tuple[Driver, ...]:
+        """The driver, then the roll's."""
+        return (self.driver, *self.roll)
+
+    def swap_driver(self, driver: Driver) -> Driver:
+        """Beat through ``driver`` from now on (an agent's reload); returns the old one,
+        for the caller to leave its members and close."""
+        old, self.driver = self.driver, driver
+        return old
 
     @property
     def timings(self) -> Timings:
@@ -181,13 +209,50 @@ class Backends:
         return await self._call(self.driver.name, what, call, bound)
 
     async def membership(self, services: Sequence[Service | Member]) -> tuple[Membership, str | None]:
-        """Ask the driver which ``services`` it holds; on failure return the error instead."""
+        """Ask the driver which ``services`` it holds; on failure return the error instead.
+
+        During a roll, a record is asked of the drivers of the name it records (a
+        record from before names none: the driver's), all at once; held by any is held.
+        A record naming a driver this reader has not configured is ``None`` (unknown).
+        """
         if not services:
             return {}, None
-        try:
-            return await self.driver_call("members", self.driver.members(services)), None
-        except BackendUnavailable as exc:
-            return {}, str(exc)
+        if not self.roll:
+            try:
+                return await self.driver_call("members", self.driver.members(services)), None
+            except BackendUnavailable as exc:
+                return {}, str(exc)
+        return await self._roll_membership(services)
+
+    async def _roll_membership(self, services: Sequence[Service | Member]) -> tuple[Membership, str | None]:
+        by_name: dict[str, list[Driver]] = {}
+        for driver in self.drivers:
+            by_name.setdefault(driver.name, []).append(driver)
+        asked: dict[str, list[Service | Member]] = {}
+        result: dict[ServiceKey, Presence] = {}
+        for service in services:
+            name = (service.driver if isinstance(service, Service) else None) or self.driver.name
+            if name in by_name:
+                asked.setdefault(name, []).append(service)
+            else:
+                result[service.key] = None
+        answers: list[tuple[Membership, str | None]] = []
+
+        async def ask(driver: Driver, part: list[Service | Member]) -> None:
+            try:
+                answers.append((await self.driver_call("members", driver.members(part)), None))
+            except BackendUnavailable as exc:
+                answers.append(({s.key: None for s in part}, str(exc)))
+
+        async with anyio.create_task_group() as tg:
+            for name, part in asked.items():
+                for driver in by_name[name]:
+                    tg.start_soon(ask, driver, part)
+        for answer, _ in answers:
+            for key, presence in answer.items():
+                result[key] = _stronger(result.get(key, False), presence)
+        errors = [error for _, error in answers if error is not None]
+        return result, (errors[0] if errors and len(errors) == len(answers) else None)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -207,7 +272,8 @@ class Backends:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(open_one, self.store, lambda c: self.store_call("open", c))
-            tg.start_soon(open_one, self.driver, lambda c: self.driver_call("open", c))
+            for driver in self.drivers:
+                tg.start_soon(open_one, driver, lambda c: self.driver_call("open", c))
         if refused:
             await self.close()
             raise refused[0]
@@ -226,7 +292,8 @@ class Backends:
 
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(close_one, self.driver, self._timings.driver_timeout)
+                for driver in self.drivers:
+                    tg.start_soon(close_one, driver, self._timings.driver_timeout)
                 tg.start_soon(close_one, self.store, self._timings.store_timeout)
 
     async def ping(self) -> dict[str, str | None]:
@@ -243,8 +310,23 @@ class Backends:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(one, "store", self.store_call("ping", self.store.ping()))
-            tg.start_soon(one, "driver", self.driver_call("ping", self.driver.ping()))
+            tg.start_soon(one, "driver", self._ping_drivers())
         return errors
+
+    async def _ping_drivers(self) -> None:
+        errors: list[str] = []
+
+        async def one(driver: Driver) -> None:
+            try:
+                await self.driver_call("ping", driver.ping())
+            except BackendUnavailable as exc:
+                errors.append(str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for driver in self.drivers:
+                tg.start_soon(one, driver)
+        if errors:
+            raise BackendUnavailable(self.driver.name, "; ".join(sorted(errors)))
 
     async def leave(self, member: Member) -> None:
         """Mark the record ``left`` and remove the driver member, concurrently.

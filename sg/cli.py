@@ -107,9 +107,16 @@ def _row(status: ServiceStatus) -> tuple[str, ...]:
 
 
 def print_table(statuses: Sequence[ServiceStatus], out: TextIO) -> None:
-    """An aligned text table of services."""
-    rows = [TABLE_COLUMNS, *(_row(s) for s in statuses)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    """An aligned text table of services; with a ``Driver`` column during a driver roll
+    (when the records name more than one driver)."""
+    header: tuple[str, ...] = TABLE_COLUMNS
+    rows = [_row(s) for s in statuses]
+    drivers = [s.service.driver or "-" for s in statuses]
+    if len(set(drivers)) > 1:
+        header = (*header, "Driver")
+        rows = [(*row, driver) for row, driver in zip(rows, drivers, strict=True)]
+    rows = [header, *rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n")
 

@@ -135,6 +135,8 @@ def read_table(
 SETTINGS_KEYS: dict[str, Reader] = {
     "store": string,
     "driver": string,
+    # Drivers some agents may still beat through during a driver roll (readers only).
+    "roll_drivers": strings,
     **dict.fromkeys(TIMING_NAMES, number),
     # The fleet guard (sg/guard.py): how large a correlated loss is read as a fleet event.
     "mass_share": number,
@@ -159,6 +161,9 @@ class Settings:
 
     store: str = DEFAULT_STORE
     driver: str = DEFAULT_DRIVER
+    #: During a driver roll, the other drivers agents may still beat through: a reader
+    #: judges each record by the driver it names (see docs/roll.md).
+    roll_drivers: tuple[str, ...] = ()
     timings: Timings = field(default_factory=Timings)
     guard: Guard = field(default_factory=Guard)
     #: The file these settings were read from, if any.
@@ -166,8 +171,8 @@ class Settings:
     sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
-        for name in ("store", "driver"):
-            url = getattr(self, name)
+        rolled = [(f"roll_drivers[{i}]", url) for i, url in enumerate(self.roll_drivers)]
+        for name, url in [("store", self.store), ("driver", self.driver), *rolled]:
             if not isinstance(url, str) or ":" not in url:
                 raise ConfigError(f"{name} must be a URL such as 'scheme://...', got {url!r}")
         if not isinstance(self.timings, Timings):
@@ -272,6 +277,7 @@ def load_settings(
     return Settings(
         store=values.get("store", DEFAULT_STORE),
         driver=values.get("driver", DEFAULT_DRIVER),
+        roll_drivers=tuple(values.get("roll_drivers", ())),
         timings=_timings(values, where),
         guard=_guard(values, where),
         source=path,

@@ -57,9 +57,10 @@ class ServiceGroup:
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceGroup:
         """Build the store and driver named by ``settings`` (not yet opened)."""
-        return cls(
-            Backends.from_urls(settings.store, settings.driver, settings.timings), guard=settings.guard
+        backends = Backends.from_urls(
+            settings.store, settings.driver, settings.timings, roll_urls=settings.roll_drivers
         )
+        return cls(backends, guard=settings.guard)
 
     @classmethod
     def from_urls(

@@ -324,6 +324,23 @@ class Heartbeat:
             self._skewed = False
             self._log.info("clock_skew_resolved", skew_s=round(skew, 3), limit_s=limit)
 
+    async def switch_driver(self) -> None:
+        """Hold the member in the backends' (new) driver, then record that driver on the
+        record, in that order, so a reader never judges the record by a driver that lacks
+        the member; the caller may then remove it from the old driver. Raises
+        :class:`~sg.errors.BackendUnavailable` if either step fails (the next beat
+        retries both)."""
+        driver = self.backends.driver
+        self._registered = False
+        if self.check_failure is None:
+            self._joined = False
+            await self.backends.driver_call("join", driver.join(self.member))
+            self._joined = True
+            self._driver_cleared = False
+        store = self.backends.store
+        await self.backends.store_call("register", store.register(self.member, driver=driver.name))
+        self._registered = True
+
     async def leave(self) -> None:
         """Leave the group now: mark the record left and remove the driver member."""
         try:

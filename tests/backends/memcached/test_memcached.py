@@ -16,8 +16,8 @@ import pytest
 from sg import ServiceGroup
 from sg.drivers.memcached import MemcachedDriver
 from sg.errors import BackendTimeout, BackendUnavailable
-from sg.heartbeat import Heartbeat
 from sg.guard import Guard
+from sg.heartbeat import Heartbeat
 from sg.model import Member, Service, ServiceStatus
 from sg.testing.memcached import MemcachedServer
 from sg.testing.plugin import memcached_url
