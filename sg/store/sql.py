@@ -163,26 +163,7 @@ class Statements:
             f"report_count = report_count + 1, has_left = {d.false}, check_failure = NULL "
             f"WHERE {key} RETURNING id, report_count, {stamp} AS store_time"
         )
-        # The whole store in one row, joined to every row a survey reads (the fleet guard):
-        # how many records, how old the newest stamp, and the oldest and newest previous
-        # stamps of the beats that landed within the window (2nd ?) after a silence longer
-        # than the down time (1st ?).
-        resumed = f"CASE WHEN beat_gap > ? AND {now} - {stamp} < ? THEN {now} - {stamp} + beat_gap END"
-        self.context = (
-            f"(SELECT COUNT(*) AS ctx_total, {now} - MAX({stamp}) AS ctx_newest_age, "
-            f"MAX({resumed}) AS ctx_resumed_oldest, MIN({resumed}) AS ctx_resumed_newest "
-            "FROM services) ctx"
-        )
-        self.topic_sizes = (
-            "(SELECT topic AS size_topic, COUNT(*) AS topic_size FROM services GROUP BY topic) sizes"
-        )
         self.get = p(f"{self.select} WHERE {key}")
-        # survey() adds FROM, the context join, its WHERE clause and its placeholders.
-        self.survey = (
-            f"SELECT {', '.join('services.' + c.strip() for c in COLUMNS.split(','))}, "
-            f"{now} - {d.epoch('services.updated_at')} AS age, "
-            "ctx.ctx_total, ctx.ctx_newest_age, ctx.ctx_resumed_oldest, ctx.ctx_resumed_newest"
-        )
         self.get_by_uuid = p(f"{self.select} WHERE uuid = ?")
         self.set_disabled = p(
             f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"
@@ -192,6 +173,40 @@ class Statements:
         self.mark_left = p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id")
         self.delete = p(f"DELETE FROM services WHERE {key} RETURNING id")
         self.min_version = p('SELECT MIN(version) FROM services WHERE "binary" = ?')
+        self._dialect = d
+
+    def survey(self, clauses: Sequence[str], *, partial: bool) -> str:
+        """The survey statement: the matching rows (``clauses`` ANDed, each with one
+        ``?``) joined to one row about the whole store, and with ``partial`` to the size
+        of each row's topic. Its first four parameters are down time, window, down time,
+        window."""
+        d, p = self._dialect, self._dialect.params
+        now, stamp = d.epoch(d.clock), d.epoch("services.updated_at")
+        columns = ", ".join(f"services.{c.strip()}" for c in COLUMNS.split(","))
+        # How many records, how old the newest stamp, and the oldest and newest previous
+        # stamps of the beats that landed within the window after a silence longer than
+        # the down time (beat_gap is the gap each beat closed).
+        resumed = f"CASE WHEN beat_gap > ? AND {now} - {stamp} < ? THEN {now} - {stamp} + beat_gap END"
+        context = (
+            f"(SELECT COUNT(*) AS ctx_total, {now} - MAX({stamp}) AS ctx_newest_age, "
+            f"MAX({resumed}) AS ctx_resumed_oldest, MIN({resumed}) AS ctx_resumed_newest "
+            "FROM services) ctx"
+        )
+        sql = (
+            f"SELECT {columns}, {now} - {stamp} AS age, ctx.ctx_total, ctx.ctx_newest_age, "
+            "ctx.ctx_resumed_oldest, ctx.ctx_resumed_newest"
+        )
+        if partial:
+            sql += ", sizes.topic_size"
+        sql += f" FROM services CROSS JOIN {context}"
+        if partial:
+            sql += (
+                " LEFT JOIN (SELECT topic AS size_topic, COUNT(*) AS topic_size FROM services "
+                "GROUP BY topic) sizes ON sizes.size_topic = services.topic"
+            )
+        if clauses:
+            sql += f" WHERE {' AND '.join(clauses)}"
+        return p(sql + ' ORDER BY services.host, services."binary"')
 
 
 def url_seconds(shown_url: str, option: str, value: str) -> float:
@@ -441,14 +456,9 @@ class SQLStore:
             if value is not None:
                 clauses.append(f"services.{column} = ?")
                 args.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         # A read that may cut through topics learns their sizes in the same statement.
         partial = query.partial
-        sizes = f" LEFT JOIN {self.sql.topic_sizes} ON sizes.size_topic = services.topic" if partial else ""
-        sql = self.connector.dialect.params(
-            f"{self.sql.survey}{', sizes.topic_size' if partial else ''} FROM services "
-            f'CROSS JOIN {self.sql.context}{sizes}{where} ORDER BY host, "binary"'
-        )
+        sql = self.sql.survey(clauses, partial=partial)
         async with self._session("survey") as conn:
             rows = await conn.fetchall(sql, args)
         if not rows:

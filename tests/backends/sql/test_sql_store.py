@@ -40,13 +40,16 @@ def test_every_statement_is_rendered_in_the_dialect(dialect: Dialect) -> None:
         if dialect.numbered:
             assert "?" not in text, text
     assert dialect.clock in sql.beat
-    # Five parameters, numbered once each where the dialect numbers them.
-    assert [sql.register.count(f"${n}") for n in range(1, 7)] == (
-        [1] * 5 + [0] if dialect.numbered else [0] * 6
+    # Six parameters, numbered once each where the dialect numbers them.
+    assert [sql.register.count(f"${n}") for n in range(1, 8)] == (
+        [1] * 6 + [0] if dialect.numbered else [0] * 7
     )
-    assert sql.register.count("?") == (0 if dialect.numbered else 5)
+    assert sql.register.count("?") == (0 if dialect.numbered else 6)
     # The schema is one definition in both dialects; only type names and literals differ.
-    assert sorted(migrations(dialect)) == [1, 2]
+    assert sorted(migrations(dialect)) == [1, 2, 3]
+    survey = sql.survey(["services.topic = ?", "services.host = ?"], partial=True)
+    assert survey.count("?") == (0 if dialect.numbered else 6)
+    assert [survey.count(f"${n}") for n in range(1, 8)] == ([1] * 6 + [0] if dialect.numbered else [0] * 7)
     assert dialect.serial_key in migrations(dialect)[1][0]
 
 
