@@ -113,11 +113,13 @@ async def test_sighup_adds_removes_and_changes_services_and_refuses_a_broken_con
             agent.signal(signal.SIGHUP)
             refused = await agent.wait_for_event("reload_refused", count=2)
             assert "not valid TOML" in refused["error"]
-            # A changed store needs a restart: refused as well.
-            write([svc("sg-b")], driver="memory://elsewhere")
+            # A changed metrics listener needs a restart: refused as well. (A changed
+            # driver is a driver roll: tests/system/test_driver_roll.py.)
+            write([svc("sg-b")])
+            path.write_text(path.read_text().replace(metrics, f"127.0.0.1:{free_port()}"))
             agent.signal(signal.SIGHUP)
             refused = await agent.wait_for_event("reload_refused", count=3)
-            assert "driver needs a restart" in refused["error"]
+            assert "metrics_listen needs a restart" in refused["error"]
 
             counts = {n: s.service.report_count for n, s in (await states()).items()}
             st, _ = await eventually(

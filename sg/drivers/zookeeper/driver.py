@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import socket
 import time
@@ -34,7 +35,8 @@ from sg.drivers.zookeeper.client import Created, ZooKeeperClient
 from sg.drivers.zookeeper.names import encode_name, member_name
 from sg.drivers.zookeeper.url import ZooKeeperOptions, parse_url
 from sg.errors import BackendTimeout, BackendUnavailable
-from sg.model import Member, Service, ServiceKey
+from sg.guard import recovery_window
+from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.timings import Timings
 
 __all__ = ["SETTLE", "ZooKeeperDriver"]
@@ -61,6 +63,9 @@ class ZooKeeperDriver:
         self.timings = timings or Timings()
         self.rejoins = 0
         self.sessions = 0
+        #: Monotonic time of the last reconnection; long ago until there is one.
+        self._connected_at = -math.inf
+        self._ever_connected = False
         self._client: ZooKeeperClient | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._new_session: asyncio.Event | None = None
@@ -160,6 +165,11 @@ class ZooKeeperDriver:
         await client.stat(self.options.chroot)
 
     def _established(self, session_id: int, new: bool) -> None:
+        # A reconnection (not the first connection): the ensemble was disrupted (an
+        # election, an outage), and its members' agents may be re-creating their nodes.
+        if self._ever_connected:
+            self._connected_at = time.monotonic()
+        self._ever_connected = True
         if new:
             self.sessions += 1
             log.info("zookeeper_session_established", session=hex(session_id), sessions=self.sessions)
@@ -261,7 +271,25 @@ class ZooKeeperDriver:
             for topic in topics:
                 tg.start_soon(one, topic)
         self._seen.update(children)
-        return {s.key: member_name(s.key) in children[s.topic] for s in services}
+        return {s.key: self._presence(s, children[s.topic]) for s in services}
+
+    @property
+    def reconnected_at(self) -> float:
+        """Monotonic time of the last reconnection (``-inf`` before the first)."""
+        return self._connected_at
+
+    def _presence(self, service: Service | Member, children: frozenset[str]) -> Presence:
+        """Held; or, missing right after our own reconnection (within the recovery window)
+        while its record last beat before it, :data:`RECOVERING`: its agent is
+        re-creating the node after the same disruption, and its next beat at the latest
+        writes it again."""
+        if member_name(service.key) in children:
+            return True
+        since = time.monotonic() - self._connected_at
+        age = service.age if isinstance(service, Service) else None
+        if age is not None and age > since and since < recovery_window(self.timings):
+            return RECOVERING
+        return False
 
     # -- keeper: re-create members after a new session ------------------------------------
 

@@ -434,3 +434,42 @@ async def test_digest_acl_only_creator_may_change_anyone_may_read(sg_zookeeper: 
             await intruder.close()
             await owner.close()
     assert secret not in repr(logs)
+
+
+async def test_a_member_missing_right_after_a_reconnection_reads_recovering(tmp_path: Path) -> None:
+    """The reader's own reconnection says the ensemble was disrupted: a member missing
+    then, whose record last beat before it, is recovering for one window; the first
+    connection is no such evidence, and after the window it is down."""
+    interval, down = 2.0, 6.0
+    with start_zookeeper() as server:
+        url = server.url("recovering", session_timeout=4)
+        store = f"sqlite://{tmp_path}/s.db"
+        async with ServiceGroup.from_urls(
+            store, url, report_interval=interval, service_down_time=down
+        ) as reader:
+            async with ServiceGroup.from_urls(
+                store, url, report_interval=interval, service_down_time=down
+            ) as agent:
+                assert await agent.heartbeat(Member("h1", "sg-compute", "compute")).beat_once()
+            # The agent's session closed: its node is gone, its record fresh.
+            first = await reader.get("h1", "sg-compute")
+            assert (first.verdict.state, first.verdict.reason) == ("down", "not_joined")
+            server.stop()
+            server.start()
+            driver = reader.driver
+            assert isinstance(driver, ZooKeeperDriver)
+            await eventually(lambda: current(lambda: driver.connected), bool, 10, "reconnected")
+            status, _ = await eventually(
+                lambda: reader.get("h1", "sg-compute"),
+                lambda s: s.verdict.state != "unknown" or True,
+                5,
+                "read",
+            )
+            if time.monotonic() - driver._connected_at < interval * 1.5 - 0.2:
+                assert (status.verdict.state, status.verdict.reason) == ("unknown", "driver_recovering")
+            await eventually(
+                lambda: reader.get("h1", "sg-compute"),
+                lambda s: (s.verdict.state, s.verdict.reason) == ("down", "not_joined"),
+                interval * 1.5 + 2.0,
+                "down after the window",
+            )
