@@ -35,12 +35,12 @@ def require_tool(name: str, path: str | None = None) -> str:
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in this event loop; yields its
-    base URL. The socket is bound before the server starts, so no port race."""
+async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on loopback (a free port unless ``port``) in this event
+    loop; yields its base URL. The socket is bound before the server starts, so no race."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2

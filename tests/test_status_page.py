@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from sg.api.access import AuthCheck, TokenCheck
 from sg.api.events import EventStream
+from sg.api.page import page_routes
 from sg.group import ServiceGroup
 from sg.model import ServiceKey
 from tests.interop import require_tool, serve
@@ -34,7 +32,6 @@ expect = playwright_api.expect
 
 pytestmark = pytest.mark.slow
 
-STATIC = Path(__file__).resolve().parent.parent / "sg" / "api" / "static"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "status-page.png"
 CHROMIUM = "/usr/bin/chromium"
 #: Debian's Chromium, quiet: no sandbox (root in a container), no GPU, no calls home.
@@ -59,18 +56,8 @@ REFRESH = 1.0
 
 def status_app(group: ServiceGroup, check: AuthCheck) -> Starlette:
     """What sg-api serves for the page: ``/``, ``/static/*`` and ``/v1/events``."""
-
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
     stream = EventStream(group, check, refresh=REFRESH)
-    return Starlette(
-        routes=[
-            Route("/", index, methods=["GET"]),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
-            Route("/v1/events", stream.endpoint, methods=["GET"]),
-        ]
-    )
+    return Starlette(routes=[*page_routes(), Route("/v1/events", stream.endpoint, methods=["GET"])])
 
 
 @asynccontextmanager
@@ -110,7 +97,11 @@ async def test_page_with_open_reads_counts_filters_and_follows_changes(tmp_path:
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(url)
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            loaded = await page.goto(url)
+            assert loaded is not None
+            assert "default-src 'self'" in (await loaded.all_headers())["content-security-policy"]
             await expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=10_000)
             assert await page.locator("#token-form").is_hidden()  # open_reads: no token asked
             await expect(row(page, "node-1", "sg-compute")).to_have_attribute(
@@ -154,6 +145,10 @@ async def test_page_with_open_reads_counts_filters_and_follows_changes(tmp_path:
             assert await page.locator("#count-down").inner_text() == "2"
             assert await page.evaluate("window.__sameDocument") is True
             assert errors == []
+            # Nothing fetched from elsewhere: the page, its two assets and the stream.
+            assert all(u.startswith(url + "/") for u in requested), requested
+            paths = {u.removeprefix(url) for u in requested}
+            assert paths >= {"/", "/static/app.js", "/static/style.css", "/v1/events"}
 
 
 async def test_page_with_a_token_turns_a_killed_agent_down_within_the_bound(tmp_path: Path) -> None:
@@ -220,3 +215,27 @@ async def test_page_with_a_token_turns_a_killed_agent_down_within_the_bound(tmp_
             if os.environ.get("SG_UPDATE_SCREENSHOT"):
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 SCREENSHOT.write_bytes(shot.read_bytes())
+
+
+async def test_page_reconnects_after_a_server_restart_and_catches_up(tmp_path: Path) -> None:
+    store = f"sqlite://{tmp_path}/services.db"
+    group = ServiceGroup.from_urls(store, report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME)
+    app = status_app(group, TokenCheck([TOKEN], open_reads=True))
+    async with group, group.join("sg-compute", "compute", host="node-1") as hb, chromium() as browser:
+        await hb.ready.wait()
+        page = await browser.new_page()
+        node1 = row(page, "node-1", "sg-compute")
+        async with serve(app) as url:
+            await page.goto(url)
+            await expect(node1).to_have_attribute("data-state", "up", timeout=10_000)
+            await page.evaluate("window.__sameDocument = true")
+        # sg-api is gone: the page says so, and a change happens meanwhile.
+        await expect(page.locator("#conn")).to_have_attribute("data-conn", "reconnecting", timeout=10_000)
+        await group.set_forced_down(ServiceKey("node-1", "sg-compute"), True)
+        port = int(url.rsplit(":", 1)[1])
+        async with serve(app, port=port):
+            # Back within the page's backoff (at most 15 s); the fresh snapshot has the change.
+            await expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=20_000)
+            await expect(node1).to_have_attribute("data-state", "down", timeout=5_000)
+            assert await node1.locator("td.reason").inner_text() == "forced_down"
+            assert await page.evaluate("window.__sameDocument") is True
