@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import anyio
 import pytest
@@ -20,17 +23,30 @@ INSTALL_HINT = {
     "promtool": "bash .ci/install-debs (Debian package prometheus)",
     "chromium": "bash .ci/install-debs (Debian package chromium)",
     "openstack": "pip install -e '.[interop]'",
+    "playwright": "pip install -e '.[interop]'",
 }
+
+
+def _missing(message: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing tool is a failure)")
+    # Also at import time, where the interop modules call require_module.
+    pytest.skip(message, allow_module_level=True)
+
+
+def require_module(name: str, tool: str) -> ModuleType:
+    """Import ``name``; a failure under CI when it is missing, else a skip."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        _missing(f"{name} is not installed: {INSTALL_HINT.get(tool, 'install it')}")
 
 
 def require_tool(name: str, path: str | None = None) -> str:
     """The path of an outside tool; a failure under CI when it is missing, else a skip."""
     found = path if path is not None and Path(path).exists() else shutil.which(name)
     if found is None:
-        message = f"{name} is not installed: {INSTALL_HINT.get(name, 'install it')}"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: a missing tool is a failure)")
-        pytest.skip(message)
+        _missing(f"{name} is not installed: {INSTALL_HINT.get(name, 'install it')}")
     return found
 
 

@@ -230,3 +230,16 @@ async def test_the_stream_ends_as_soon_as_the_client_goes_away(group: ServiceGro
             assert stream.clients == 1
         _, took = await eventually(clients, lambda n: n == 0, 5, "the stream ended")
         print(f"client gone to stream ended: {took:.3f}s")
+
+
+async def test_streams_beyond_max_clients_are_refused(group: ServiceGroup) -> None:
+    stream = EventStream(group, TokenCheck([TOKEN]), max_clients=1)
+    async with (
+        serve(app_for(stream)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+        client.stream("GET", "/v1/events", headers=AUTH) as first,
+    ):
+        await Events(first).until(lambda k, d: k == "snapshot", 5, "snapshot")
+        second = await client.get("/v1/events", headers=AUTH)
+        assert second.status_code == 503
+        assert "at most 1" in second.json()["error"]["message"]

@@ -22,10 +22,10 @@ from sg.api.events import EventStream
 from sg.api.page import page_routes
 from sg.group import ServiceGroup
 from sg.model import ServiceKey
-from tests.interop import require_tool, serve
+from tests.interop import require_module, require_tool, serve
 from tests.processes import agent, write_config
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="pip install -e '.[interop]'")
+playwright_api = require_module("playwright.async_api", "playwright")
 Browser = playwright_api.Browser
 Page = playwright_api.Page
 expect = playwright_api.expect
