@@ -186,7 +186,7 @@ class EventStream:
         if not self.check(request, False):
             client = request.client.host if request.client else None
             log.info("unauthorized", route="/v1/events", client=client)
-            return _error(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+            return _error(401, "a valid token is required (Authorization: Bearer TOKEN)")
         topic: str | None = None
         for key, value in request.query_params.multi_items():
             if key != "topic":
