@@ -22,8 +22,8 @@ python-openstackclient 10.5 (``openstackclient/compute/v2/service.py``):
 ``SERVICE`` is ``{"id": UUID, "binary", "host", "zone", "status", "state",
 "updated_at", "disabled_reason", "forced_down"}``. Where Nova says only ``up`` or
 ``down``, ``state`` here may also be ``unknown`` (a backend unreachable, a mass event):
-never ``up`` without both liveness signals. ``zone`` comes from ``zone_of`` (Nova's
-``internal`` by default).
+never ``up`` without both liveness signals. ``zone`` comes from ``zone_of`` (by default
+the service's own, from its ``[[service]]`` ``zone``; Nova's ``internal`` unless set).
 
 Answers always have the 2.53+ shapes (UUID ids, ``forced_down`` present), whatever
 microversion is asked for in 2.1-2.69; the requested one is echoed in
@@ -31,7 +31,7 @@ microversion is asked for in 2.1-2.69; the requested one is echoed in
 URLs (``PUT /os-services/enable`` etc.) are not served. Errors are Nova's:
 ``{"badRequest": {"code": 400, "message": ...}}``.
 
-Access is the given :class:`~sg.api.access.AuthCheck`: reads are ``write=False``,
+Access is the given :class:`~sg.api.auth.AuthCheck`: reads are ``write=False``,
 changes ``write=True``. OpenStack clients send the token as ``X-Auth-Token``; the
 ``none`` plugin sends ``notused``, which is no token (so only ``open_reads`` lets it
 list).
@@ -51,16 +51,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sg.api.access import AuthCheck
+from sg.api.auth import AuthCheck
+from sg.api.errors import ROUTE_KEY
 from sg.errors import BackendUnavailable, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
-from sg.model import Service, ServiceStatus, validate_name
+from sg.model import DEFAULT_ZONE, Actor, Service, ServiceStatus, validate_name
 
 __all__ = [
     "DEFAULT_ZONE",
     "MAX_MICROVERSION",
     "MIN_MICROVERSION",
     "PREFIX",
+    "OsServices",
     "compute_routes",
     "nova_service",
 ]
@@ -72,8 +74,6 @@ PREFIX = "/v2.1"
 #: (forced_down) pass, 2.69 the highest the SDK's service resource knows.
 MIN_MICROVERSION = (2, 1)
 MAX_MICROVERSION = (2, 69)
-#: Nova's zone for services that are not compute hosts.
-DEFAULT_ZONE = "internal"
 #: Longest ``disabled_reason`` (Nova's column is 255 characters).
 MAX_REASON_LENGTH = 255
 MAX_BODY = 64 * 1024
@@ -92,6 +92,7 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 
 Handler = Callable[[Request], Awaitable[Response]]
 ZoneOf = Callable[[Service], str]
+Who = Callable[[Request], str | None]
 
 
 class NovaError(Exception):
@@ -214,46 +215,66 @@ def _update_fields(body: dict[str, Any]) -> tuple[str | None, str | None, bool |
     return status, reason, forced_down
 
 
-class _OsServices:
-    """The handlers, bound to one group, one access check and one zone function."""
+class OsServices:
+    """The handlers, bound to one group, one access check and one zone function.
 
-    def __init__(self, group: ServiceGroup, check: AuthCheck, zone_of: ZoneOf) -> None:
+    :meth:`endpoint` wraps a handler with the microversion, the access check and
+    Nova's error documents; sg-api's route table (:mod:`sg.api.routes`) routes each of
+    :attr:`ROUTES` through it.
+    """
+
+    def __init__(
+        self, group: ServiceGroup, check: AuthCheck, zone_of: ZoneOf, who: Who = lambda request: None
+    ) -> None:
         self.group = group
         self.check = check
         self.zone_of = zone_of
+        #: The name of the token a request presents, for the audit trail.
+        self.who = who
+
+    def _actor(self, request: Request) -> Actor:
+        return Actor(self.who(request) or "anonymous", "os-services")
 
     def endpoint(self, route: str, handler: Handler, *, write: bool, auth: bool = True) -> Handler:
-        """Wrap ``handler``: microversion, access, and sg errors as Nova's error documents."""
+        """Wrap ``handler`` as a Starlette endpoint labelled ``route`` (see :meth:`serve`)."""
 
         async def run(request: Request) -> Response:
             # The metrics middleware labels requests by this template, never the raw path.
-            request.scope["sg.route"] = route
-            version = MIN_MICROVERSION
-            try:
-                version = requested_microversion(request)
-                if auth and not self.check(request, write):
-                    client = request.client.host if request.client else None
-                    log.info("unauthorized", route=route, method=request.method, client=client)
-                    raise NovaError(401, "The request you have made requires authentication.")
-                response = await handler(request)
-            except NovaError as exc:
-                response = exc.response()
-            except InvalidName as exc:
-                response = NovaError(400, str(exc)).response()
-            except NotFound as exc:
-                response = NovaError(404, str(exc)).response()
-            except Refused as exc:
-                unavailable = isinstance(exc.__cause__, BackendUnavailable | TimeoutError)
-                response = NovaError(503 if unavailable else 409, str(exc)).response()
-            except BackendUnavailable as exc:
-                log.warning("backend_unavailable", route=route, error=str(exc))
-                response = NovaError(503, str(exc)).response()
-            response.headers["OpenStack-API-Version"] = f"compute {_text(version)}"
-            response.headers["X-OpenStack-Nova-API-Version"] = _text(version)
-            response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
-            return response
+            request.scope[ROUTE_KEY] = route
+            return await self.serve(request, handler, write=write, auth=auth)
 
         return run
+
+    async def serve(self, request: Request, handler: Handler, *, write: bool, auth: bool = True) -> Response:
+        """Run ``handler`` with the microversion, the access check (unless not ``auth``)
+        and sg's errors as Nova's error documents."""
+        route = str(request.scope.get(ROUTE_KEY, "other"))
+        version = MIN_MICROVERSION
+        try:
+            version = requested_microversion(request)
+            if auth and not self.check(request, write):
+                client = request.client.host if request.client else None
+                log.info("unauthorized", route=route, method=request.method, client=client)
+                raise NovaError(401, "The request you have made requires authentication.")
+            response = await handler(request)
+        except NovaError as exc:
+            response = exc.response()
+        except InvalidName as exc:
+            response = NovaError(400, str(exc)).response()
+        except NotFound as exc:
+            response = NovaError(404, str(exc)).response()
+        except Refused as exc:
+            unavailable = isinstance(exc, BackendUnavailable) or isinstance(
+                exc.__cause__, BackendUnavailable | TimeoutError
+            )
+            response = NovaError(503 if unavailable else 409, str(exc)).response()
+        except BackendUnavailable as exc:
+            log.warning("backend_unavailable", route=route, error=str(exc))
+            response = NovaError(503, str(exc)).response()
+        response.headers["OpenStack-API-Version"] = f"compute {_text(version)}"
+        response.headers["X-OpenStack-Nova-API-Version"] = _text(version)
+        response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+        return response
 
     def _json(self, status: ServiceStatus) -> dict[str, Any]:
         return nova_service(status, self.zone_of(status.service))
@@ -292,10 +313,11 @@ class _OsServices:
         service_id = _service_id(request)
         status, reason, forced_down = _update_fields(await _json_object(request))
         key = (await self.group.get_by_uuid(service_id)).service.key
+        actor = self._actor(request)
         if status is not None:
-            await self.group.set_disabled(key, status == "disabled", reason)
+            await self.group.set_disabled(key, status == "disabled", reason, actor=actor)
         if forced_down is not None:
-            await self.group.set_forced_down(key, forced_down)
+            await self.group.set_forced_down(key, forced_down, actor=actor)
         log.info(
             "service_updated",
             host=key.host,
@@ -310,7 +332,7 @@ class _OsServices:
         """``DELETE /v2.1/os-services/{uuid}``: the record and the driver member; 409 if live."""
         current = await self.group.get_by_uuid(_service_id(request))
         try:
-            await self.group.delete(current.service)
+            await self.group.delete(current.service, actor=self._actor(request))
         except Refused as exc:
             if exc.__cause__ is not None:
                 raise
@@ -326,14 +348,14 @@ class _OsServices:
 
 
 def compute_routes(
-    group: ServiceGroup, check: AuthCheck, *, zone_of: ZoneOf = lambda service: DEFAULT_ZONE
+    group: ServiceGroup, check: AuthCheck, *, zone_of: ZoneOf = lambda service: service.zone
 ) -> list[Route]:
     """The os-services routes under ``/v2.1``, to add to sg-api's route table.
 
     ``check(request, write)`` decides access (reads ``write=False``); ``zone_of`` gives
     a service's availability zone.
     """
-    api = _OsServices(group, check, zone_of)
+    api = OsServices(group, check, zone_of)
     services, one = f"{PREFIX}/os-services", f"{PREFIX}/os-services/{{service_id}}"
     return [
         Route(PREFIX, api.endpoint(PREFIX, api.version, write=False, auth=False), methods=["GET"]),

@@ -41,14 +41,13 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from sg.api.access import AuthCheck
-from sg.errors import BackendUnavailable, InvalidName
+from sg.api.errors import ApiError
+from sg.errors import BackendUnavailable
 from sg.group import ServiceGroup
 from sg.model import ServiceKey, ServiceStatus, State, validate_name
-from sg.rest import service_json
 
 __all__ = [
     "DEFAULT_HEARTBEAT",
@@ -82,15 +81,6 @@ def sse(event: str, data: object) -> bytes:
     """One Server-Sent Event; ``data`` as compact JSON on one line (JSON escapes newlines)."""
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"event: {event}\ndata: {payload}\n\n".encode()
-
-
-def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
-    # The shape of every sg-api error: {"error": {"code", "message", "field"?}}.
-    body: dict[str, Any] = {"code": status, "message": message}
-    if field is not None:
-        body["field"] = field
-    headers = {"WWW-Authenticate": 'Bearer realm="sg-api"'} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 class _EventResponse(Response):
@@ -150,20 +140,21 @@ class _EventResponse(Response):
 class EventStream:
     """The ``GET /v1/events`` endpoint over one :class:`ServiceGroup`.
 
-    Route it as ``Route("/v1/events", stream.endpoint, methods=["GET"])``; ``check``
-    decides who may read. Query: ``topic`` (optional) limits the stream to one topic.
+    The route table (:mod:`sg.api.routes`) checks the token before :meth:`endpoint`
+    runs; errors are raised as :class:`~sg.api.errors.ApiError` (or the library's
+    errors) for the app's exception handlers. ``row`` is how a service is shown (the
+    API's JSON row). Query: ``topic`` (optional) limits the stream to one topic.
     """
 
     def __init__(
         self,
         group: ServiceGroup,
-        check: AuthCheck,
         *,
+        row: Callable[[ServiceStatus], dict[str, Any]],
         heartbeat: float = DEFAULT_HEARTBEAT,
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         refresh: float = DEFAULT_REFRESH,
-        row: Callable[[ServiceStatus], dict[str, Any]] = service_json,
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be positive, not {heartbeat!r}")
@@ -172,7 +163,6 @@ class EventStream:
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, not {max_queue!r}")
         self.group = group
-        self.check = check
         self.heartbeat = heartbeat
         self.max_queue = max_queue
         self.max_clients = max_clients
@@ -182,28 +172,18 @@ class EventStream:
         self.clients = 0
 
     async def endpoint(self, request: Request) -> Response:
-        """Check access and the query, take the snapshot, then stream."""
-        if not self.check(request, False):
-            client = request.client.host if request.client else None
-            log.info("unauthorized", route="/v1/events", client=client)
-            return _error(401, "a valid token is required (Authorization: Bearer TOKEN)")
+        """Check the query, take the snapshot, then stream (the token was checked before)."""
         topic: str | None = None
         for key, value in request.query_params.multi_items():
             if key != "topic":
-                return _error(400, f"unknown query parameter {key!r} (known: topic)", field=key)
+                raise ApiError(400, f"unknown query parameter {key!r} (known: topic)", field=key)
             if topic is not None:
-                return _error(400, "query parameter 'topic' given more than once", field="topic")
-            try:
-                topic = validate_name("topic", value)
-            except InvalidName as exc:
-                return _error(400, str(exc), field="topic")
+                raise ApiError(400, "query parameter 'topic' given more than once", field="topic")
+            topic = validate_name("topic", value)
         if self.clients >= self.max_clients:
-            return _error(503, f"too many event streams open (at most {self.max_clients}); retry later")
-        try:
-            snapshot = await self.group.list(topic=topic)
-        except BackendUnavailable as exc:
-            log.warning("backend_unavailable", route="/v1/events", error=str(exc))
-            return _error(503, str(exc))
+            raise ApiError(503, f"too many event streams open (at most {self.max_clients}); retry later")
+        # A BackendUnavailable here is answered 503 by the app's exception handlers.
+        snapshot = await self.group.list(topic=topic)
 
         async def produce(out: MemoryObjectSendStream[bytes]) -> None:
             self.clients += 1
