@@ -96,4 +96,5 @@ def create_app(
     )
     app.state.group = the_group
     app.state.events = events
+    app.state.context = ctx
     return app

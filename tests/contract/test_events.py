@@ -14,14 +14,16 @@ import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import Route
 
-from sg.api.access import TokenCheck
+from sg.api.app import create_app
 from sg.api.events import EventStream
+from sg.api.handlers import service_json
+from sg.api.settings import ApiSettings
+from sg.config import Settings
 from sg.group import ServiceGroup
 from sg.model import ServiceKey
-from tests.interop import serve
-from tests.waiting import eventually
+from tests.support.interop import serve
+from tests.support.waiting import eventually
 
 REPORT_INTERVAL = 0.2
 DOWN_TIME = 1.0
@@ -83,13 +85,19 @@ class Events:
             seen.append(item)
 
 
-def app_for(stream: EventStream) -> Starlette:
-    return Starlette(routes=[Route("/v1/events", stream.endpoint, methods=["GET"])])
+def app_for(
+    group: ServiceGroup, *, open_reads: bool = False, **options: Any
+) -> tuple[Starlette, EventStream]:
+    """sg-api itself over ``group``, with these EventStream options; and its stream."""
+    api = ApiSettings(tokens=(TOKEN,), open_reads=open_reads)
+    app = create_app(Settings(), api, group=group, event_options=options)
+    stream: EventStream = app.state.events
+    return app, stream
 
 
 async def test_access_and_query_are_checked_before_streaming(group: ServiceGroup) -> None:
-    stream = EventStream(group, TokenCheck([TOKEN]))
-    async with serve(app_for(stream)) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    app, stream = app_for(group)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         refused = await client.get("/v1/events")
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == 401
@@ -110,10 +118,10 @@ async def test_access_and_query_are_checked_before_streaming(group: ServiceGroup
 
 
 async def test_stream_sends_snapshot_changes_removals_and_keepalives(group: ServiceGroup) -> None:
-    stream = EventStream(group, TokenCheck([TOKEN]), heartbeat=HEARTBEAT, refresh=REFRESH)
+    app, stream = app_for(group, heartbeat=HEARTBEAT, refresh=REFRESH)
     async with (
         group.join("sg-worker", "workers", host="w1") as hb,
-        serve(app_for(stream)) as url,
+        serve(app) as url,
         httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=None)) as client,
     ):
         await hb.ready.wait()
@@ -167,7 +175,7 @@ async def test_stream_sends_snapshot_changes_removals_and_keepalives(group: Serv
             assert change["service"]["reason"] == "forced_down"
     # The join is over: the service stays down and can be deleted while a stream is open.
     async with (
-        serve(app_for(stream)) as url,
+        serve(app) as url,
         httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=None)) as client,
         client.stream("GET", "/v1/events", params={"topic": "workers"}, headers=AUTH) as response,
     ):
@@ -186,11 +194,11 @@ async def test_stream_sends_snapshot_changes_removals_and_keepalives(group: Serv
 
 
 async def test_topic_filter_and_open_reads(group: ServiceGroup) -> None:
-    stream = EventStream(group, TokenCheck([], open_reads=True))
+    app, stream = app_for(group, open_reads=True)
     async with (
         group.join("sg-a", "alpha", host="h1") as a,
         group.join("sg-b", "beta", host="h1") as b,
-        serve(app_for(stream)) as url,
+        serve(app) as url,
         httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=None)) as client,
     ):
         await a.ready.wait()
@@ -202,7 +210,7 @@ async def test_topic_filter_and_open_reads(group: ServiceGroup) -> None:
 
 
 async def test_a_client_too_slow_for_its_queue_is_let_go(group: ServiceGroup) -> None:
-    stream = EventStream(group, TokenCheck([TOKEN]), max_queue=2)
+    stream = EventStream(group, row=service_json, max_queue=2)
     async with group.join("sg-worker", "workers", host="w1") as hb:
         await hb.ready.wait()
         snapshot = await group.list()
@@ -219,12 +227,12 @@ async def test_a_client_too_slow_for_its_queue_is_let_go(group: ServiceGroup) ->
 
 async def test_the_stream_ends_as_soon_as_the_client_goes_away(group: ServiceGroup) -> None:
     # A keep-alive far away: only the client's disconnect can end this stream soon.
-    stream = EventStream(group, TokenCheck([TOKEN]), heartbeat=60)
+    app, stream = app_for(group, heartbeat=60)
 
     async def clients() -> int:
         return stream.clients
 
-    async with serve(app_for(stream)) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         async with client.stream("GET", "/v1/events", headers=AUTH) as response:
             await Events(response).until(lambda k, d: k == "snapshot", 5, "snapshot")
             assert stream.clients == 1
@@ -233,9 +241,9 @@ async def test_the_stream_ends_as_soon_as_the_client_goes_away(group: ServiceGro
 
 
 async def test_streams_beyond_max_clients_are_refused(group: ServiceGroup) -> None:
-    stream = EventStream(group, TokenCheck([TOKEN]), max_clients=1)
+    app, stream = app_for(group, max_clients=1)
     async with (
-        serve(app_for(stream)) as url,
+        serve(app) as url,
         httpx.AsyncClient(base_url=url, timeout=10) as client,
         client.stream("GET", "/v1/events", headers=AUTH) as first,
     ):
@@ -243,3 +251,28 @@ async def test_streams_beyond_max_clients_are_refused(group: ServiceGroup) -> No
         second = await client.get("/v1/events", headers=AUTH)
         assert second.status_code == 503
         assert "at most 1" in second.json()["error"]["message"]
+
+
+async def test_streams_are_counted_by_route_but_kept_out_of_the_latency_histogram(
+    group: ServiceGroup,
+) -> None:
+    app, _ = app_for(group)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with client.stream("GET", "/v1/events", headers=AUTH) as response:
+            await Events(response).until(lambda k, d: k == "snapshot", 5, "snapshot")
+        assert (await client.get("/v1/services", headers=AUTH)).status_code == 200
+
+        async def metrics() -> str:
+            return (await client.get("/metrics", headers=AUTH)).text
+
+        # The stream is counted once the server has seen the client go.
+        text, _ = await eventually(
+            metrics,
+            lambda t: 'sg_api_requests_total{method="GET",route="/v1/events",status="200"} 1.0' in t,
+            5,
+            "the stream counted under its route",
+        )
+        assert 'sg_api_request_duration_seconds_count{method="GET",route="/v1/services"} 1.0' in text
+        assert 'route="/v1/events"' not in "".join(
+            line for line in text.splitlines() if line.startswith("sg_api_request_duration")
+        )

@@ -16,15 +16,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from starlette.applications import Starlette
-
-from sg.api.access import TokenCheck
-from sg.api.compute import compute_routes
+from sg.api.app import create_app
+from sg.api.auth import TokenAuth
+from sg.api.settings import ApiSettings
+from sg.config import Settings
 from sg.errors import NotFound
 from sg.group import ServiceGroup
-from sg.model import ServiceKey
-from tests.interop import require_tool, serve
-from tests.processes import BIN
+from sg.heartbeat import Heartbeat
+from sg.model import Member, ServiceKey
+from tests.support.interop import require_tool, serve
+from tests.support.processes import BIN
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +41,21 @@ LIST = "/v2.1/os-services"
 @dataclass
 class Cloud:
     group: ServiceGroup
-    check: TokenCheck
+    check: TokenAuth
     url: str
     home: Path
+
+
+@asynccontextmanager
+async def joined(group: ServiceGroup, member: Member) -> AsyncIterator[Heartbeat]:
+    """``group.join`` for a whole Member (its zone too)."""
+    hb = group.heartbeat(member)
+    async with anyio.create_task_group() as tg:
+        await tg.start(hb.run)
+        try:
+            yield hb
+        finally:
+            tg.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -52,13 +65,14 @@ async def running(tmp_path: Path) -> AsyncIterator[Cloud]:
     async with ServiceGroup.from_urls(
         f"sqlite://{tmp_path}/services.db", report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME
     ) as group:
-        async with group.join(C2.binary, "compute", host=C2.host):
+        async with joined(group, Member(C2.host, C2.binary, "compute", zone="nova")):
             pass
-        check = TokenCheck([TOKEN], open_reads=True)
-        zones = {C1: "nova", C2: "nova"}
-        app = Starlette(routes=compute_routes(group, check, zone_of=lambda s: zones.get(s.key, "internal")))
+        # sg-api itself: the os-services routes come from its one route table.
+        api = ApiSettings(tokens=(TOKEN,), token_names=("ops-team",), open_reads=True)
+        app = create_app(Settings(), api, group=group)
+        check = app.state.context.auth
         async with (
-            group.join(C1.binary, "compute", host=C1.host) as c1,
+            joined(group, Member(C1.host, C1.binary, "compute", zone="nova")) as c1,
             group.join(CTL.binary, "scheduler", host=CTL.host) as ctl,
             serve(app) as url,
         ):
@@ -139,6 +153,15 @@ async def test_cli_disables_forces_down_and_enables(tmp_path: Path) -> None:
         )
         assert status.verdict.state == "up"
 
+        # The audit trail: who (the token's name), through what, what, in order.
+        trail = [(a.action, a.actor, a.via, a.why) for a in await group.actions(key=C1)]
+        assert trail == [
+            ("disable", "ops-team", "os-services", "maintenance"),
+            ("force_down", "ops-team", "os-services", None),
+            ("enable", "ops-team", "os-services", None),
+            ("force_up", "ops-team", "os-services", None),
+        ]
+
         # A write with the `none` plugin is refused even with open_reads, and changes nothing.
         code, _, _ = await openstack(cloud, *set_, "--disable", *C1, token=None)
         assert code != 0
@@ -159,6 +182,8 @@ async def test_cli_deletes_only_a_down_service(tmp_path: Path) -> None:
         assert code == 0, err
         with pytest.raises(NotFound):
             await group.get(*C2)
+        assert [(a.action, a.actor) for a in await group.actions(uuid=c2_id)] == [("delete", "ops-team")]
+        assert await group.actions(uuid=c1_id) == []  # the refused delete left no trace
 
 
 async def test_wire_contract(tmp_path: Path) -> None:

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import Route
 
-from sg.api.access import AuthCheck, TokenCheck
-from sg.api.events import EventStream
-from sg.api.page import page_routes
+from sg.api.app import create_app
+from sg.api.settings import ApiSettings
+from sg.config import Settings
 from sg.group import ServiceGroup
 from sg.model import ServiceKey
-from tests.interop import require_module, require_tool, serve
-from tests.processes import agent, write_config
+from tests.support.interop import require_module, require_tool, serve
+from tests.support.processes import agent, write_config
 
 playwright_api = require_module("playwright.async_api", "playwright")
 Browser = playwright_api.Browser
@@ -32,7 +31,7 @@ expect = playwright_api.expect
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "status-page.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "status-page.png"
 CHROMIUM = "/usr/bin/chromium"
 #: Debian's Chromium, quiet: no sandbox (root in a container), no GPU, no calls home.
 CHROMIUM_FLAGS = [
@@ -54,10 +53,10 @@ TOKEN = "page-test-token-0123456789"
 REFRESH = 1.0
 
 
-def status_app(group: ServiceGroup, check: AuthCheck) -> Starlette:
-    """What sg-api serves for the page: ``/``, ``/static/*`` and ``/v1/events``."""
-    stream = EventStream(group, check, refresh=REFRESH)
-    return Starlette(routes=[*page_routes(), Route("/v1/events", stream.endpoint, methods=["GET"])])
+def status_app(group: ServiceGroup, *, open_reads: bool) -> Starlette:
+    """sg-api itself (``/``, ``/static/*`` and ``/v1/events`` from its route table)."""
+    api = ApiSettings(tokens=(TOKEN,), open_reads=open_reads)
+    return create_app(Settings(), api, group=group, event_options={"refresh": REFRESH})
 
 
 @asynccontextmanager
@@ -90,7 +89,7 @@ async def test_page_with_open_reads_counts_filters_and_follows_changes(tmp_path:
         async with (
             group.join("sg-compute", "compute", host="node-1", version=7) as hb,
             group.join("sg-compute", "compute", host="node-2"),
-            serve(status_app(group, TokenCheck([TOKEN], open_reads=True))) as url,
+            serve(status_app(group, open_reads=True)) as url,
             chromium() as browser,
         ):
             await hb.ready.wait()
@@ -168,7 +167,7 @@ async def test_page_with_a_token_turns_a_killed_agent_down_within_the_bound(tmp_
         services=(("node-2", "sg-compute", "compute"), ("ctl-1", "sg-scheduler", "scheduler")),
     )
     group = ServiceGroup.from_urls(store, report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME)
-    async with group, serve(status_app(group, TokenCheck([TOKEN]))) as url, chromium() as browser:
+    async with group, serve(status_app(group, open_reads=False)) as url, chromium() as browser:
         with agent(victim, tmp_path / "victim.log") as proc, agent(survivor, tmp_path / "survivor.log"):
             page = await browser.new_page(viewport={"width": 1100, "height": 520})
             await page.goto(url)
@@ -220,7 +219,7 @@ async def test_page_with_a_token_turns_a_killed_agent_down_within_the_bound(tmp_
 async def test_page_reconnects_after_a_server_restart_and_catches_up(tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path}/services.db"
     group = ServiceGroup.from_urls(store, report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME)
-    app = status_app(group, TokenCheck([TOKEN], open_reads=True))
+    app = status_app(group, open_reads=True)
     async with group, group.join("sg-compute", "compute", host="node-1") as hb, chromium() as browser:
         await hb.ready.wait()
         page = await browser.new_page()

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from agent.metrics import AgentMetrics
-from sg.api_metrics import ApiMetrics
-from tests.interop import require_tool
+from sg.api.metrics import ApiMetrics
+from sg.api.routes import ROUTES
+from tests.support.interop import require_tool
 
-CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
+CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 ALERTS = CONTRIB / "prometheus" / "alerts.yml"
 ALERTS_TEST = CONTRIB / "prometheus" / "alerts_test.yml"
 DASHBOARD = CONTRIB / "grafana" / "servicegroup.json"
@@ -29,7 +30,7 @@ _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "an
 
 def exported_series() -> set[str]:
     """Every series name sg-api and sg-agent expose, read from their real expositions."""
-    api = ApiMetrics()
+    api = ApiMetrics(route.path for route in ROUTES)
     api.observe("/v1/services", "GET", 200, 0.01)  # families with labels print once used
     text = (api.render([]) + AgentMetrics().render()).decode()
     names: set[str] = set()
