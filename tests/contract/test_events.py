@@ -194,7 +194,7 @@ async def test_stream_sends_snapshot_changes_removals_and_keepalives(group: Serv
 
 
 async def test_topic_filter_and_open_reads(group: ServiceGroup) -> None:
-    app, stream = app_for(group, open_reads=True)
+    app, _ = app_for(group, open_reads=True)
     async with (
         group.join("sg-a", "alpha", host="h1") as a,
         group.join("sg-b", "beta", host="h1") as b,
@@ -241,7 +241,7 @@ async def test_the_stream_ends_as_soon_as_the_client_goes_away(group: ServiceGro
 
 
 async def test_streams_beyond_max_clients_are_refused(group: ServiceGroup) -> None:
-    app, stream = app_for(group, max_clients=1)
+    app, _ = app_for(group, max_clients=1)
     async with (
         serve(app) as url,
         httpx.AsyncClient(base_url=url, timeout=10) as client,

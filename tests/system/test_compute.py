@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+
 from sg.api.app import create_app
 from sg.api.auth import TokenAuth
 from sg.api.settings import ApiSettings
