@@ -49,7 +49,6 @@ from typing import Any
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from sg.api.auth import AuthCheck
 from sg.api.errors import ROUTE_KEY
@@ -63,7 +62,6 @@ __all__ = [
     "MIN_MICROVERSION",
     "PREFIX",
     "OsServices",
-    "compute_routes",
     "nova_service",
 ]
 
@@ -218,9 +216,9 @@ def _update_fields(body: dict[str, Any]) -> tuple[str | None, str | None, bool |
 class OsServices:
     """The handlers, bound to one group, one access check and one zone function.
 
-    :meth:`endpoint` wraps a handler with the microversion, the access check and
-    Nova's error documents; sg-api's route table (:mod:`sg.api.routes`) routes each of
-    :attr:`ROUTES` through it.
+    :meth:`serve` runs a handler with the microversion, the access check and Nova's
+    error documents; sg-api's route table (:mod:`sg.api.routes`, through
+    :mod:`sg.api.operators`) routes each os-services path to it.
     """
 
     def __init__(
@@ -234,16 +232,6 @@ class OsServices:
 
     def _actor(self, request: Request) -> Actor:
         return Actor(self.who(request) or "anonymous", "os-services")
-
-    def endpoint(self, route: str, handler: Handler, *, write: bool, auth: bool = True) -> Handler:
-        """Wrap ``handler`` as a Starlette endpoint labelled ``route`` (see :meth:`serve`)."""
-
-        async def run(request: Request) -> Response:
-            # The metrics middleware labels requests by this template, never the raw path.
-            request.scope[ROUTE_KEY] = route
-            return await self.serve(request, handler, write=write, auth=auth)
-
-        return run
 
     async def serve(self, request: Request, handler: Handler, *, write: bool, auth: bool = True) -> Response:
         """Run ``handler`` with the microversion, the access check (unless not ``auth``)
@@ -345,22 +333,3 @@ class OsServices:
                 "here (sgctl service delete --force overrides)",
             ) from exc
         return Response(status_code=204)
-
-
-def compute_routes(
-    group: ServiceGroup, check: AuthCheck, *, zone_of: ZoneOf = lambda service: service.zone
-) -> list[Route]:
-    """The os-services routes under ``/v2.1``, to add to sg-api's route table.
-
-    ``check(request, write)`` decides access (reads ``write=False``); ``zone_of`` gives
-    a service's availability zone.
-    """
-    api = OsServices(group, check, zone_of)
-    services, one = f"{PREFIX}/os-services", f"{PREFIX}/os-services/{{service_id}}"
-    return [
-        Route(PREFIX, api.endpoint(PREFIX, api.version, write=False, auth=False), methods=["GET"]),
-        Route(f"{PREFIX}/", api.endpoint(PREFIX, api.version, write=False, auth=False), methods=["GET"]),
-        Route(services, api.endpoint(services, api.list_services, write=False), methods=["GET"]),
-        Route(one, api.endpoint(one, api.update_service, write=True), methods=["PUT"]),
-        Route(one, api.endpoint(one, api.delete_service, write=True), methods=["DELETE"]),
-    ]

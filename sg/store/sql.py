@@ -138,10 +138,12 @@ def migrations(d: Dialect) -> dict[int, tuple[str, ...]]:
         3: (),
         # The operators' tools: the zone os-services shows, and the audit trail of admin
         # changes (who, when by the store's clock, what, why). It keeps host and binary
-        # and has no foreign key: a deleted service's history stays.
+        # and has no foreign key: a deleted service's history stays. IF NOT EXISTS: when
+        # services and sg_schema were dropped under a live store (tests/backends/sql/
+        # test_outage.py), the trail may have survived, and the schema is made again.
         4: (
             f"ALTER TABLE services ADD COLUMN zone TEXT NOT NULL DEFAULT '{DEFAULT_ZONE}'",
-            f"""CREATE TABLE service_actions (
+            f"""CREATE TABLE IF NOT EXISTS service_actions (
             id {d.serial_key},
             service_uuid {d.uuid} NOT NULL,
             host TEXT NOT NULL,
@@ -152,8 +154,8 @@ def migrations(d: Dialect) -> dict[int, tuple[str, ...]]:
             why TEXT,
             at {d.timestamp} NOT NULL DEFAULT ({d.clock})
         )""",
-            "CREATE INDEX service_actions_uuid ON service_actions (service_uuid)",
-            'CREATE INDEX service_actions_key ON service_actions (host, "binary")',
+            "CREATE INDEX IF NOT EXISTS service_actions_uuid ON service_actions (service_uuid)",
+            'CREATE INDEX IF NOT EXISTS service_actions_key ON service_actions (host, "binary")',
         ),
     }
 
