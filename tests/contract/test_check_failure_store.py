@@ -92,11 +92,14 @@ async def test_sqlite_schema_1_is_migrated_to_2_on_open(tmp_path: Path) -> None:
         assert await group.store.set_check_failure(KEY, "pidfile:/run/x.pid: pid file does not exist")
     db = sqlite3.connect(path)
     try:
-        assert [r[0] for r in db.execute("SELECT version FROM sg_schema ORDER BY version")] == [1, 2]
+        # Every migration since, 3 (the fleet guard's, empty here) and 4 (zone, audit) too.
+        assert [r[0] for r in db.execute("SELECT version FROM sg_schema ORDER BY version")] == [1, 2, 3, 4]
         assert db.execute("SELECT check_failure FROM services").fetchone()[0].startswith("pidfile:")
+        assert db.execute("SELECT zone FROM services").fetchone()[0] == "internal"
+        assert db.execute("SELECT COUNT(*) FROM service_actions").fetchone()[0] == 0
     finally:
         db.close()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 4
 
 
 async def test_postgres_schema_1_is_migrated_to_2_on_open(sg_postgres_url: str) -> None:
