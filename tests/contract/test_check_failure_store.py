@@ -129,7 +129,7 @@ async def test_postgres_schema_1_is_migrated_to_2_on_open(sg_postgres_url: str) 
     conn = await asyncpg.connect(sg_postgres_url, timeout=10)
     try:
         rows = await conn.fetch("SELECT version FROM sg_schema ORDER BY version")
-        assert [r[0] for r in rows] == [1, 2]
+        assert [r[0] for r in rows] == [1, 2, 3, 4]
         assert await conn.fetchval("SELECT check_failure FROM services") == (
             "systemd:nginx.service: not active (failed)"
         )
