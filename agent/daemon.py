@@ -29,14 +29,14 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from agent.checks import build_check
+from agent.checks import build_check, damped
 from agent.notify import Notifier
 from agent.settings import AgentSettings, ServiceSpec, load_agent_settings
 from sg.backends import load_driver
 from sg.drivers.base import Driver
 from sg.errors import BackendUnavailable, ConfigError
 from sg.group import ServiceGroup
-from sg.heartbeat import BeatObserver, Heartbeat
+from sg.heartbeat import BeatObserver, Gate, Heartbeat
 from sg.model import ServiceKey
 from sg.timings import Timings
 
@@ -87,8 +87,14 @@ class ServiceRunner:
     def update(self, spec: ServiceSpec, timings: Timings) -> None:
         """Apply a new check or report interval in place (same member)."""
         self.spec = spec
-        self.heartbeat.gate = build_check(spec.check, spec.effective_check_timeout(timings))
+        self.heartbeat.gate = _gate(spec, timings)
         self.heartbeat.set_report_interval(spec.report_interval)
+
+
+def _gate(spec: ServiceSpec, timings: Timings) -> Gate | None:
+    """The service's check, damped by its check_fail_after / check_pass_after."""
+    check = build_check(spec.check, spec.effective_check_timeout(timings))
+    return damped(check, spec.check_fail_after, spec.check_pass_after)
 
 
 def _metrics(settings: AgentSettings) -> AgentMetrics | None:
@@ -216,7 +222,7 @@ class Agent:
             spec.member,
             interval=spec.report_interval,
             observer=self.observer,
-            gate=build_check(spec.check, spec.effective_check_timeout(self.settings.timings)),
+            gate=_gate(spec, self.settings.timings),
             leave_timeout=LEAVE_TIMEOUT,
         )
         runner = ServiceRunner(spec, heartbeat)

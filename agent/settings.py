@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.checks.damping import MAX_ROUNDS
 from agent.checks.grammar import CheckSpec, parse_check
-from sg.config import Settings, integer, load_settings, number, parse_listen, read_table, string
+from sg.config import Settings, boolean, integer, load_settings, number, parse_listen, read_table, string
 from sg.errors import ConfigError, InvalidName
-from sg.model import Member
+from sg.model import DEFAULT_ZONE, Member
 from sg.timings import Timings
 
 __all__ = [
@@ -42,6 +43,10 @@ SERVICE_KEYS = {
     "check": string,
     "check_timeout": number,
     "report_interval": number,
+    "check_fail_after": integer,
+    "check_pass_after": integer,
+    "zone": string,
+    "enable_new_services": boolean,
 }
 
 
@@ -51,7 +56,11 @@ class ServiceSpec:
 
     ``check`` gates the heartbeat: the agent beats only while it passes (see
     :mod:`agent.checks`). ``report_interval`` overrides the global one for this
-    service; ``check_timeout`` bounds one run of the check.
+    service; ``check_timeout`` bounds one run of the check. ``check_fail_after`` /
+    ``check_pass_after`` damp it: that many failed (passed) runs in a row before the
+    service is held down (beats again). ``zone`` is shown by os-services.
+    ``enable_new`` (``enable_new_services``, Nova's option) false makes a record this
+    service creates start disabled, reason ``new service``.
     """
 
     binary: str
@@ -61,9 +70,19 @@ class ServiceSpec:
     check: CheckSpec | None = None
     check_timeout: float | None = None
     report_interval: float | None = None
+    check_fail_after: int = 1
+    check_pass_after: int = 1
+    zone: str = DEFAULT_ZONE
+    enable_new: bool = True
 
     def __post_init__(self) -> None:
-        self.member  # noqa: B018 - validates host, binary, topic and version once, in the model
+        self.member  # noqa: B018 - validates host, binary, topic, version and zone once, in the model
+        for name in ("check_fail_after", "check_pass_after"):
+            value = getattr(self, name)
+            if not 1 <= value <= MAX_ROUNDS:
+                raise ConfigError(
+                    f"service {self.binary!r}: {name} must be from 1 to {MAX_ROUNDS}, got {value!r}"
+                )
         for name in ("check_timeout", "report_interval"):
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value <= 0):
@@ -72,7 +91,7 @@ class ServiceSpec:
     @property
     def member(self) -> Member:
         """What this service's heartbeat reports."""
-        return Member(self.host, self.binary, self.topic, self.version)
+        return Member(self.host, self.binary, self.topic, self.version, self.zone, self.enable_new)
 
     def interval(self, timings: Timings) -> float:
         """This service's report interval, given the global timings."""
@@ -135,13 +154,14 @@ class AgentSettings:
             raise ConfigError(f"{where}: no [[service]] tables; the agent has nothing to report")
 
 
-def _service(raw: object, index: int, where: str) -> ServiceSpec:
+def _service(raw: object, index: int, where: str, enable_new: bool = True) -> ServiceSpec:
     at = f"{where}: service[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{at} must be a table")
     if isinstance(raw.get("binary"), str):
         at = f"{where}: binary {raw['binary']!r} in service[{index}]"
     fields: dict[str, Any] = read_table(raw, SERVICE_KEYS, at)
+    fields["enable_new"] = fields.pop("enable_new_services", enable_new)
     for required in ("binary", "topic"):
         if required not in fields:
             raise ConfigError(f"{at}: missing required key {required!r}")
@@ -163,7 +183,11 @@ def agent_settings(settings: Settings) -> AgentSettings:
     raw_services = sections.get("service", [])
     if not isinstance(raw_services, list):
         raise ConfigError(f"{where}: 'service' must be an array of tables ([[service]])")
-    services = tuple(_service(raw, index, where) for index, raw in enumerate(raw_services))
+    # Nova's enable_new_services, for every [[service]] that does not set its own.
+    enable_new = sections.get("enable_new_services", True)
+    if not isinstance(enable_new, bool):
+        raise ConfigError(f"{where}: key 'enable_new_services' must be true or false, got {enable_new!r}")
+    services = tuple(_service(raw, index, where, enable_new) for index, raw in enumerate(raw_services))
     listen = sections.get("metrics_listen")
     if listen is not None and not isinstance(listen, str):
         raise ConfigError(f"{where}: key 'metrics_listen' must be a string, got {listen!r}")

@@ -17,7 +17,7 @@ from sg.errors import (
 )
 from sg.group import ServiceGroup
 from sg.heartbeat import Heartbeat, HeartbeatStats
-from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
+from sg.model import Actor, Member, Service, ServiceAction, ServiceEvent, ServiceKey, ServiceStatus, Verdict
 from sg.timings import Timings
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "Member",
     "Service",
     "ServiceEvent",
+    "Actor",
+    "ServiceAction",
     "ServiceKey",
     "ServiceStatus",
     "Verdict",

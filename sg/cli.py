@@ -7,6 +7,7 @@ Exit codes: 0 ok; 1 not found or refused; 2 usage (bad arguments or names);
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -19,7 +20,8 @@ from sg.config import add_config_argument, load_settings
 from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
 from sg.logsetup import add_logging_arguments, configure_logging
-from sg.model import ServiceKey, ServiceStatus, validate_name
+from sg.model import Actor, ServiceAction, ServiceKey, ServiceStatus, validate_name
+from sg.timings import parse_duration
 
 __all__ = ["main"]
 
@@ -41,6 +43,22 @@ def _name(field: str) -> Callable[[str], str]:
 
     check.__name__ = field
     return check
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value, "--down-for")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _actor(args: argparse.Namespace) -> Actor:
+    """Who runs this sgctl (the unix user), for the audit trail."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = f"uid {os.getuid()}"
+    return Actor(user, "sgctl", getattr(args, "reason", None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,13 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_key(verbs.add_parser("show", help="one service in full"))
     p.add_argument("--json", action="store_true")
-    with_key(verbs.add_parser("enable", help="enable a service"))
+    why = "why (kept in the audit trail: sgctl service history)"
+    p = with_key(verbs.add_parser("enable", help="enable a service"))
+    p.add_argument("--reason", help=why)
     p = with_key(verbs.add_parser("disable", help="disable a service"))
-    p.add_argument("--reason", help="why (shown in listings)")
+    p.add_argument("--reason", help="why (shown in listings and kept in the audit trail)")
     p = with_key(verbs.add_parser("force-down", help="force a service down (fencing)"))
     p.add_argument("--off", action="store_true", help="clear forced_down instead")
+    p.add_argument("--reason", help=why)
     p = with_key(verbs.add_parser("delete", help="delete a service record and its liveness member"))
     p.add_argument("--force", action="store_true", help="delete even if it is up or unknown")
+    p.add_argument("--reason", help=why)
+    p = with_key(verbs.add_parser("history", help="who changed a service, when, what and why"))
+    p.add_argument("--json", action="store_true")
+    p = verbs.add_parser("prune", help="list (with --yes: delete) services down for longer than --down-for")
+    p.add_argument("--down-for", required=True, type=_duration, help="for example 7d, 12h, 90m")
+    p.add_argument("--topic", type=_name("topic"))
+    p.add_argument(
+        "--yes", action="store_true", help="delete them (each through leave() and the audit trail)"
+    )
+    p.add_argument("--reason", help=why)
+    p.add_argument("--json", action="store_true")
     p = verbs.add_parser("min-version", help="lowest version of a binary")
     p.add_argument("binary", type=_name("binary"))
     p.add_argument("--only-up", action="store_true", help="only over services that are up")
@@ -156,27 +188,76 @@ async def _show(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> i
 
 
 async def _enable(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
-    await group.set_disabled(ServiceKey(args.host, args.binary), False)
+    await group.set_disabled(ServiceKey(args.host, args.binary), False, actor=_actor(args))
     out.write(f"enabled {args.binary} on {args.host}\n")
     return EXIT_OK
 
 
 async def _disable(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
-    await group.set_disabled(ServiceKey(args.host, args.binary), True, args.reason)
+    await group.set_disabled(ServiceKey(args.host, args.binary), True, args.reason, actor=_actor(args))
     out.write(f"disabled {args.binary} on {args.host}\n")
     return EXIT_OK
 
 
 async def _force_down(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
-    await group.set_forced_down(ServiceKey(args.host, args.binary), not args.off)
+    await group.set_forced_down(ServiceKey(args.host, args.binary), not args.off, actor=_actor(args))
     out.write(f"forced_down={'false' if args.off else 'true'} for {args.binary} on {args.host}\n")
     return EXIT_OK
 
 
 async def _delete(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
-    await group.delete(ServiceKey(args.host, args.binary), force=args.force)
+    await group.delete(ServiceKey(args.host, args.binary), force=args.force, actor=_actor(args))
     out.write(f"deleted {args.binary} on {args.host}\n")
     return EXIT_OK
+
+
+def print_history(actions: Sequence[ServiceAction], out: TextIO) -> None:
+    """The audit trail as an aligned table, oldest first."""
+    rows = [("At", "Action", "Actor", "Via", "Why")]
+    for a in actions:
+        at = "-" if a.at is None else a.at.strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((at, a.action, a.actor, a.via, a.why or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+async def _history(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    # By (host, binary): a deleted and re-registered service shows every record's history.
+    actions = await group.actions(key=ServiceKey(args.host, args.binary))
+    if not actions:
+        await group.get(args.host, args.binary)  # NotFound (exit 1) when there is no such service
+    if args.json:
+        json.dump([a.as_dict() for a in actions], out, indent=2)
+        out.write("\n")
+    else:
+        print_history(actions, out)
+    return EXIT_OK
+
+
+async def _prune(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
+    if not args.yes:
+        statuses = await group.prunable(args.down_for, topic=args.topic)
+        if args.json:
+            json.dump([s.as_dict() for s in statuses], out, indent=2)
+            out.write("\n")
+        else:
+            print_table(statuses, out)
+            out.write(
+                f"{len(statuses)} services down for longer than {args.down_for:g}s; --yes deletes them\n"
+            )
+        return EXIT_OK
+    results = await group.prune(args.down_for, actor=_actor(args), topic=args.topic)
+    refused = [(s, error) for s, error in results if error is not None]
+    if args.json:
+        rows = [{**s.as_dict(), "pruned": error is None, "error": error} for s, error in results]
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+    else:
+        for s, error in results:
+            what = "deleted" if error is None else f"kept ({error})"
+            out.write(f"{what} {s.service.binary} on {s.service.host}\n")
+    return EXIT_NOT_FOUND if refused else EXIT_OK
 
 
 async def _min_version(group: ServiceGroup, args: argparse.Namespace, out: TextIO) -> int:
@@ -211,6 +292,8 @@ HANDLERS: dict[str, Handler] = {
     "disable": _disable,
     "force-down": _force_down,
     "delete": _delete,
+    "history": _history,
+    "prune": _prune,
     "min-version": _min_version,
     "watch": _watch,
 }

@@ -50,7 +50,12 @@ DEFAULT_DRIVER = "db://"
 DEFAULT_CONFIG_PATHS = (Path("servicegroup.toml"), Path("/etc/servicegroup/servicegroup.toml"))
 
 #: Top-level keys of the shared file that belong to an application, and which one.
-APPLICATION_KEYS = {"service": "sg-agent", "metrics_listen": "sg-agent", "api": "sg-api"}
+APPLICATION_KEYS = {
+    "service": "sg-agent",
+    "metrics_listen": "sg-agent",
+    "enable_new_services": "sg-agent",
+    "api": "sg-api",
+}
 
 
 def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:

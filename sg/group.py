@@ -9,6 +9,7 @@ concurrently, and the rules that decide live in :mod:`sg.verdict` alone.
 
 from __future__ import annotations
 
+import builtins
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,18 @@ from sg.drivers.base import Driver, Membership
 from sg.errors import BackendUnavailable, LeaveRefused, NotFound, Refused
 from sg.guard import Guard, recovery_window
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
-from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, StoreContext, Verdict
+from sg.model import (
+    Action,
+    Actor,
+    Member,
+    Service,
+    ServiceAction,
+    ServiceEvent,
+    ServiceKey,
+    ServiceStatus,
+    StoreContext,
+    Verdict,
+)
 from sg.store.base import Store, Survey, SurveyQuery
 from sg.timings import Timings
 from sg.verdict import judge, store_unreachable
@@ -242,16 +254,59 @@ class ServiceGroup:
     # -- changing ---------------------------------------------------------------------------
 
     async def set_disabled(
-        self, service: Service | ServiceKey, disabled: bool, reason: str | None = None
+        self,
+        service: Service | ServiceKey,
+        disabled: bool,
+        reason: str | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> Service:
-        """Enable or disable a service (its ``updated_at`` is never touched)."""
+        """Enable or disable a service (its ``updated_at`` is never touched); with
+        ``actor``, the change and its audit row commit together."""
         key = service.key if isinstance(service, Service) else service
-        return await self.backends.store_call("set_disabled", self.store.set_disabled(key, disabled, reason))
+        change = self.store.set_disabled(key, disabled, reason, actor=actor)
+        return await self.backends.store_call("set_disabled", change)
 
-    async def set_forced_down(self, service: Service | ServiceKey, forced_down: bool) -> Service:
-        """Force a service down (or clear it); ``updated_at`` is never touched."""
+    async def set_forced_down(
+        self, service: Service | ServiceKey, forced_down: bool, *, actor: Actor | None = None
+    ) -> Service:
+        """Force a service down (or clear it); ``updated_at`` is never touched; with
+        ``actor``, audited."""
         key = service.key if isinstance(service, Service) else service
-        return await self.backends.store_call("set_forced_down", self.store.set_forced_down(key, forced_down))
+        change = self.store.set_forced_down(key, forced_down, actor=actor)
+        return await self.backends.store_call("set_forced_down", change)
+
+    async def actions(
+        self, *, uuid: str | None = None, key: ServiceKey | None = None
+    ) -> builtins.list[ServiceAction]:
+        """The audit trail of a service (by ``uuid``, or ``key`` over every record that
+        had it), oldest first."""
+        return await self.backends.store_call("actions", self.store.actions(uuid=uuid, key=key))
+
+    async def prunable(self, down_for: float, *, topic: str | None = None) -> builtins.list[ServiceStatus]:
+        """Services ``down`` (never ``unknown``) whose last beat is more than ``down_for``
+        seconds old by the store's clock. One that never beat has no age and is left."""
+        return [
+            s
+            for s in await self.list(topic=topic)
+            if s.verdict.state == "down" and s.service.age is not None and s.service.age > down_for
+        ]
+
+    async def prune(
+        self, down_for: float, *, actor: Actor, topic: str | None = None
+    ) -> builtins.list[tuple[ServiceStatus, str | None]]:
+        """Delete each of :meth:`prunable` through :meth:`delete` (``leave()`` first, an
+        audit row ``prune``): ``(status, None)`` when deleted, else the error's message
+        (a service that came back is refused, and the others still go)."""
+        done: builtins.list[tuple[ServiceStatus, str | None]] = []
+        for status in await self.prunable(down_for, topic=topic):
+            try:
+                await self.delete(status.service, actor=actor, action="prune")
+            except (Refused, NotFound) as exc:
+                done.append((status, str(exc)))
+            else:
+                done.append((status, None))
+        return done
 
     async def leave(self, service: Service | ServiceKey | Member) -> None:
         """Mark the record ``left`` and remove the driver member now; the service reads
@@ -260,7 +315,14 @@ class ServiceGroup:
         member = target if isinstance(target, Member) else target.member
         await self.backends.leave(member)
 
-    async def delete(self, service: Service | ServiceKey, *, force: bool = False) -> None:
+    async def delete(
+        self,
+        service: Service | ServiceKey,
+        *,
+        force: bool = False,
+        actor: Actor | None = None,
+        action: Action = "delete",
+    ) -> None:
         """Remove the record and the driver member.
 
         Refuses (:class:`~sg.errors.Refused`) a service that is ``up`` or ``unknown``
@@ -281,7 +343,8 @@ class ServiceGroup:
                     self.driver.name, f"cannot remove the member ({exc}); nothing was deleted"
                 ) from exc
             log.warning("delete_driver_leave_failed", host=target.host, binary=target.binary, error=str(exc))
-        if not await self.backends.store_call("delete", self.store.delete(target.key)):
+        removal = self.store.delete(target.key, actor=actor, action=action)
+        if not await self.backends.store_call("delete", removal):
             raise _not_found(target.host, target.binary)
         log.info("service_deleted", host=target.host, binary=target.binary, forced=force)
 

@@ -15,11 +15,17 @@ from typing import Literal, NamedTuple
 from sg.errors import InvalidName
 
 __all__ = [
+    "ACTIONS",
+    "DEFAULT_ZONE",
     "MAX_NAME_LENGTH",
     "MAX_VERSION",
+    "NEW_SERVICE_REASON",
     "RECOVERING",
+    "Action",
+    "Actor",
     "Member",
     "Presence",
+    "ServiceAction",
     "Reason",
     "Service",
     "ServiceEvent",
@@ -44,12 +50,20 @@ MAX_VERSION = 2**31 - 1
 #: largest cost of listing 10,000 services.
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
+#: The availability zone of a service that names none (Nova's for non-compute services).
+DEFAULT_ZONE = "internal"
+#: ``disabled_reason`` of a service registered while new services start disabled.
+NEW_SERVICE_REASON = "new service"
+
 State = Literal["up", "down", "unknown"]
 #: What a driver says of one member: held, not held, cannot tell (``None``), or lost
 #: in a mass event it knows of, such as a server that just restarted (``"recovering"``).
 Presence = bool | None | Literal["recovering"]
 #: The :data:`Presence` of a member a driver lost in a mass event it knows of.
 RECOVERING: Literal["recovering"] = "recovering"
+#: What the audit trail records: the admin changes.
+Action = Literal["disable", "enable", "force_down", "force_up", "delete", "prune"]
+ACTIONS: tuple[Action, ...] = ("disable", "enable", "force_down", "force_up", "delete", "prune")
 Reason = Literal[
     "ok",
     "forced_down",
@@ -121,11 +135,17 @@ class Member:
     binary: str
     topic: str
     version: int = 0
+    #: The availability zone (shown by os-services).
+    zone: str = DEFAULT_ZONE
+    #: Nova's ``enable_new_services``: when false, a record this member creates starts
+    #: disabled with reason :data:`NEW_SERVICE_REASON`; an existing record is untouched.
+    enable_new: bool = True
 
     def __post_init__(self) -> None:
         validate_name("host", self.host)
         validate_name("binary", self.binary)
         validate_name("topic", self.topic)
+        validate_name("zone", self.zone)
         validate_version(self.version)
 
     @property
@@ -164,6 +184,7 @@ class Service:
     #: ``zookeeper``), written at registration; ``None`` for records from before it
     #: was kept. During a driver roll each record is judged by its own driver.
     driver: str | None = None
+    zone: str = DEFAULT_ZONE
 
     def __post_init__(self) -> None:
         validate_name("host", self.host)
@@ -179,7 +200,7 @@ class Service:
     @property
     def member(self) -> Member:
         """The record's identity, group and version, as a heartbeat reports them."""
-        return Member(self.host, self.binary, self.topic, self.version)
+        return Member(self.host, self.binary, self.topic, self.version, self.zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +244,7 @@ class ServiceStatus:
             "host": s.host,
             "binary": s.binary,
             "topic": s.topic,
+            "zone": s.zone,
             "status": "disabled" if s.disabled else "enabled",
             "state": v.state,
             "reason": v.reason,
@@ -269,3 +291,50 @@ class ServiceEvent:
     status: ServiceStatus
     previous: State | None
     removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes an admin change, through what, and why: what the audit trail records.
+
+    ``name`` is the API token's name or the unix user of ``sgctl``; ``via`` the
+    interface (``api``, ``os-services``, ``sgctl``, ``library``).
+    """
+
+    name: str
+    via: str
+    why: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_name("actor", self.name)
+        validate_name("via", self.via)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAction:
+    """One row of the audit trail: an admin change of a service, stamped by the store's
+    clock. It outlives the service (a ``delete`` is recorded too)."""
+
+    id: int
+    uuid: str
+    host: str
+    binary: str
+    action: Action
+    actor: str
+    via: str
+    why: str | None
+    at: datetime | None
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready row."""
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "host": self.host,
+            "binary": self.binary,
+            "action": self.action,
+            "actor": self.actor,
+            "via": self.via,
+            "why": self.why,
+            "at": None if self.at is None else self.at.isoformat(),
+        }

@@ -8,6 +8,7 @@ Nothing else declares or re-checks these numbers.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields, replace
 
 from sg.errors import ConfigError
@@ -18,6 +19,7 @@ __all__ = [
     "MIN_TIMEOUT",
     "TIMING_NAMES",
     "Timings",
+    "parse_duration",
 ]
 
 #: ``service_down_time`` must be at least this many report intervals, so that one
@@ -104,3 +106,22 @@ class Timings:
 
 #: The names of the five timings, in order (settings keys of the same names).
 TIMING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Timings))
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+#: Longest duration accepted (ten years): bounded input, finite arithmetic.
+MAX_DURATION = 10 * 365 * 86400.0
+
+
+def parse_duration(text: str, name: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d`` or ``2w`` in seconds (positive, at most
+    ten years); else :class:`~sg.errors.ConfigError` naming ``name``."""
+    match = _DURATION.match(text.strip().lower())
+    seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else math.nan
+    if not 0 < seconds <= MAX_DURATION:
+        raise ConfigError(
+            f"{name} must be a positive duration such as 90s, 15m, 12h, 7d or 2w (at most 10 years), "
+            f"got {text!r}"
+        )
+    return seconds

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from starlette.applications import Starlette
@@ -13,8 +14,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sg.api.auth import TokenAuth
+from sg.api.compute import OsServices
 from sg.api.errors import EXCEPTION_HANDLERS, ROUTE_KEY, InternalErrors
-from sg.api.handlers import Context
+from sg.api.events import EventStream
+from sg.api.handlers import Context, service_json
 from sg.api.metrics import ApiMetrics, RequestMetrics
 from sg.api.routes import OPENAPI, ROUTES, ApiRoute
 from sg.api.settings import ApiSettings
@@ -40,16 +43,29 @@ def _endpoint(route: ApiRoute, ctx: Context) -> Callable[[Request], Awaitable[Re
     return run
 
 
-def create_app(settings: Settings, api: ApiSettings, *, group: ServiceGroup | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    api: ApiSettings,
+    *,
+    group: ServiceGroup | None = None,
+    event_options: Mapping[str, Any] | None = None,
+) -> Starlette:
     """The ASGI app, with ``api`` for tokens and ``settings`` for the backends.
 
     Without ``group`` it opens one from ``settings`` at start-up (the ASGI lifespan)
     and closes it at shutdown; a given ``group`` is the caller's to close.
+    ``event_options`` are keyword arguments of :class:`~sg.api.events.EventStream`
+    (``heartbeat``, ``refresh``, ``max_queue``, ``max_clients``).
     """
     owned = group is None
     the_group = ServiceGroup.from_settings(settings) if group is None else group
-    metrics = ApiMetrics(route.path for route in ROUTES)
-    ctx = Context(the_group, TokenAuth(api.tokens, api.open_reads), metrics, OPENAPI)
+    metrics = ApiMetrics(
+        (route.path for route in ROUTES), untimed=(route.path for route in ROUTES if not route.timed)
+    )
+    auth = TokenAuth(api.named_tokens, api.open_reads)
+    events = EventStream(the_group, row=service_json, **(event_options or {}))
+    compute = OsServices(the_group, auth, zone_of=lambda service: service.zone, who=auth.identify)
+    ctx = Context(the_group, auth, metrics, OPENAPI, events, compute)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,4 +95,6 @@ def create_app(settings: Settings, api: ApiSettings, *, group: ServiceGroup | No
         lifespan=lifespan,
     )
     app.state.group = the_group
+    app.state.events = events
+    app.state.context = ctx
     return app

@@ -18,16 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sg.api.auth import TokenAuth
+from sg.api.compute import OsServices
 from sg.api.errors import ApiError
+from sg.api.events import EventStream
 from sg.api.metrics import ApiMetrics
 from sg.api.openapi import API_FIELDS, MAX_REASON_LENGTH
 from sg.errors import BackendUnavailable
 from sg.group import ServiceGroup
-from sg.model import ServiceStatus, validate_name
+from sg.model import Actor, ServiceStatus, validate_name
 
 __all__ = [
     "Context",
     "Handler",
+    "actor_of",
     "delete_service",
     "get_service",
     "healthz",
@@ -51,12 +54,15 @@ _FALSE = ("false", "0", "no")
 @dataclass(frozen=True, slots=True)
 class Context:
     """What the handlers of one app share: the open group, the token check, the
-    request metrics and the OpenAPI document."""
+    request metrics, the OpenAPI document, the event stream and the os-services
+    interface (:mod:`sg.api.operators`)."""
 
     group: ServiceGroup
     auth: TokenAuth
     metrics: ApiMetrics
     openapi: dict[str, Any]
+    events: EventStream
+    compute: OsServices
 
 
 Handler = Callable[[Request, Context], Awaitable[Response]]
@@ -66,6 +72,11 @@ def service_json(status: ServiceStatus) -> dict[str, Any]:
     """A service as the API shows it."""
     row = status.as_dict()
     return {field: row[field] for field in API_FIELDS}
+
+
+def actor_of(request: Request, ctx: Context, via: str = "api", why: str | None = None) -> Actor:
+    """Who makes a change, for the audit trail: the name of the token presented."""
+    return Actor(ctx.auth.identify(request) or "anonymous", via, why)
 
 
 def _flag(value: str, field: str) -> bool:
@@ -168,10 +179,11 @@ async def update_service(request: Request, ctx: Context) -> Response:
     if "forced_down" in body and not isinstance(forced_down, bool):
         raise ApiError(400, "forced_down must be true or false", field="forced_down")
     key = (await ctx.group.get_by_uuid(uuid)).service.key
+    actor = actor_of(request, ctx)
     if status is not None:
-        await ctx.group.set_disabled(key, status == "disabled", reason)
+        await ctx.group.set_disabled(key, status == "disabled", reason, actor=actor)
     if isinstance(forced_down, bool):
-        await ctx.group.set_forced_down(key, forced_down)
+        await ctx.group.set_forced_down(key, forced_down, actor=actor)
     log.info("service_updated", host=key.host, binary=key.binary, status=status, forced_down=forced_down)
     return JSONResponse({"service": service_json(await ctx.group.get_by_uuid(uuid))})
 
@@ -181,7 +193,7 @@ async def delete_service(request: Request, ctx: Context) -> Response:
     params = _query(request, ("force",))
     force = _flag(params["force"], "force") if "force" in params else False
     current = await ctx.group.get_by_uuid(_uuid(request))
-    await ctx.group.delete(current.service, force=force)
+    await ctx.group.delete(current.service, force=force, actor=actor_of(request, ctx))
     return Response(status_code=204)
 
 

@@ -61,11 +61,13 @@ class ApiMetrics:
     """Request counters and latency histograms, plus the scrape-time liveness gauges.
 
     ``routes`` are the route templates counted under their own name; any other
-    route is counted as ``other``.
+    route is counted as ``other``. Requests to ``untimed`` routes (event streams, which
+    last as long as the client stays) are counted but kept out of the latency histogram.
     """
 
-    def __init__(self, routes: Iterable[str]) -> None:
+    def __init__(self, routes: Iterable[str], untimed: Iterable[str] = ()) -> None:
         self.routes = frozenset(routes)
+        self.untimed = frozenset(untimed)
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "sg_api_requests",
@@ -86,7 +88,8 @@ class ApiMetrics:
         route = route if route in self.routes else OTHER
         method = method if method in METHODS else OTHER
         self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        if route not in self.untimed:
+            self.latency.labels(route, method).observe(seconds)
 
     def render(self, statuses: Sequence[ServiceStatus] | None) -> bytes:
         """The text exposition: request metrics, then ``sg_service_up`` from ``statuses``

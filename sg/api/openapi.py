@@ -101,6 +101,13 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "format": "uuid"},
         "description": "The service's stable external id.",
     },
+    "name": {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["app.js", "style.css"]},
+        "description": "The asset.",
+    },
 }
 #: The errors every read and change of services may answer.
 ERRORS = {
@@ -146,6 +153,24 @@ _BASE: dict[str, Any] = {
                     }
                 },
                 "required": ["error"],
+            },
+            "Action": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "uuid": {"type": "string"},
+                    "host": {"type": "string"},
+                    "binary": {"type": "string"},
+                    "action": {
+                        "type": "string",
+                        "enum": ["disable", "enable", "force_down", "force_up", "delete", "prune"],
+                    },
+                    "actor": {"type": "string", "description": "The API token's name, or sgctl's unix user."},
+                    "via": {"type": "string", "enum": ["api", "os-services", "sgctl", "library"]},
+                    "why": {"type": "string", "nullable": True},
+                    "at": {"type": "string", "format": "date-time", "nullable": True},
+                },
+                "required": ["id", "uuid", "host", "binary", "action", "actor", "via", "why", "at"],
             },
             "Service": {
                 "type": "object",

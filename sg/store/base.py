@@ -13,10 +13,11 @@ every call under ``store_timeout``. A store maps its own exceptions to
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
-from sg.model import Member, Service, ServiceKey, StoreContext
+from sg.model import Action, Actor, Member, Service, ServiceAction, ServiceKey, StoreContext
 from sg.timings import Timings
 
 __all__ = ["MAX_CHECK_FAILURE", "BeatResult", "Store", "Survey", "SurveyQuery"]
@@ -119,12 +120,18 @@ class Store(Protocol):
         (and topic sizes for a partial read), in one round trip."""
         ...
 
-    async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
-        """Enable or disable a service; raise :class:`~sg.errors.NotFound` if absent."""
+    async def set_disabled(
+        self, key: ServiceKey, disabled: bool, reason: str | None, *, actor: Actor | None = None
+    ) -> Service:
+        """Enable or disable a service; raise :class:`~sg.errors.NotFound` if absent.
+        With ``actor``, the change and its audit row (``disable``/``enable``) commit together."""
         ...
 
-    async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
-        """Set or clear ``forced_down``; raise :class:`~sg.errors.NotFound` if absent."""
+    async def set_forced_down(
+        self, key: ServiceKey, forced_down: bool, *, actor: Actor | None = None
+    ) -> Service:
+        """Set or clear ``forced_down``; raise :class:`~sg.errors.NotFound` if absent.
+        With ``actor``, the change and its audit row (``force_down``/``force_up``) commit together."""
         ...
 
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
@@ -137,8 +144,16 @@ class Store(Protocol):
         """Record a clean stop; return whether the record exists."""
         ...
 
-    async def delete(self, key: ServiceKey) -> bool:
-        """Remove the record; return whether it existed."""
+    async def delete(self, key: ServiceKey, *, actor: Actor | None = None, action: Action = "delete") -> bool:
+        """Remove the record; return whether it existed. With ``actor``, the removal and
+        its audit row (``action``: ``delete`` or ``prune``) commit together."""
+        ...
+
+    async def actions(
+        self, *, uuid: str | None = None, key: ServiceKey | None = None
+    ) -> builtins.list[ServiceAction]:
+        """The audit trail of one service (by ``uuid``, or by ``key`` over every record
+        that ever had it), oldest first. Heartbeats never write there."""
         ...
 
     async def min_version(self, binary: str) -> int | None:

@@ -7,6 +7,7 @@ on disk. The local clock stands in for the store clock.
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid as uuidlib
 from collections import Counter
@@ -16,7 +17,16 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from sg.errors import ConfigError, NotFound
-from sg.model import Member, Service, ServiceKey, StoreContext
+from sg.model import (
+    NEW_SERVICE_REASON,
+    Action,
+    Actor,
+    Member,
+    Service,
+    ServiceAction,
+    ServiceKey,
+    StoreContext,
+)
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
 from sg.timings import Timings
 
@@ -28,6 +38,7 @@ class _Records:
         self.rows: dict[ServiceKey, Service] = {}
         self.beats: dict[ServiceKey, float] = {}
         self.gaps: dict[ServiceKey, float | None] = {}
+        self.actions: list[ServiceAction] = []
         self.next_id = 1
 
 
@@ -82,11 +93,14 @@ class MemoryStore:
                 id=self._records.next_id,
                 uuid=str(uuidlib.uuid4()),
                 created_at=datetime.now(UTC),
+                zone=member.zone,
+                disabled=not member.enable_new,
+                disabled_reason=None if member.enable_new else NEW_SERVICE_REASON,
                 driver=driver,
             )
             self._records.next_id += 1
         else:
-            new = replace(old, topic=topic, version=version, driver=driver or old.driver)
+            new = replace(old, topic=topic, version=version, zone=member.zone, driver=driver or old.driver)
         self._records.rows[key] = new
         return self._with_age(new)
 
@@ -178,13 +192,38 @@ class MemoryStore:
         self._records.rows[key] = new
         return self._with_age(new)
 
-    async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
-        """Enable or disable."""
-        return self._change(key, disabled=disabled, disabled_reason=reason if disabled else None)
+    def _record(self, service: Service, action: Action, actor: Actor | None, why: str | None) -> None:
+        if actor is None:
+            return
+        self._records.actions.append(
+            ServiceAction(
+                id=len(self._records.actions) + 1,
+                uuid=service.uuid,
+                host=service.host,
+                binary=service.binary,
+                action=action,
+                actor=actor.name,
+                via=actor.via,
+                why=actor.why if actor.why is not None else why,
+                at=datetime.now(UTC),
+            )
+        )
 
-    async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
+    async def set_disabled(
+        self, key: ServiceKey, disabled: bool, reason: str | None, *, actor: Actor | None = None
+    ) -> Service:
+        """Enable or disable."""
+        new = self._change(key, disabled=disabled, disabled_reason=reason if disabled else None)
+        self._record(new, "disable" if disabled else "enable", actor, reason if disabled else None)
+        return new
+
+    async def set_forced_down(
+        self, key: ServiceKey, forced_down: bool, *, actor: Actor | None = None
+    ) -> Service:
         """Set or clear forced_down."""
-        return self._change(key, forced_down=forced_down)
+        new = self._change(key, forced_down=forced_down)
+        self._record(new, "force_down" if forced_down else "force_up", actor, None)
+        return new
 
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record or clear the failed check's reason."""
@@ -200,10 +239,23 @@ class MemoryStore:
         self._change(key, left=True)
         return True
 
-    async def delete(self, key: ServiceKey) -> bool:
+    async def delete(self, key: ServiceKey, *, actor: Actor | None = None, action: Action = "delete") -> bool:
         """Remove."""
         self._records.beats.pop(key, None)
-        return self._records.rows.pop(key, None) is not None
+        old = self._records.rows.pop(key, None)
+        if old is not None:
+            self._record(old, action, actor, None)
+        return old is not None
+
+    async def actions(
+        self, *, uuid: str | None = None, key: ServiceKey | None = None
+    ) -> builtins.list[ServiceAction]:
+        """The audit trail of one service, oldest first."""
+        return [
+            a
+            for a in self._records.actions
+            if (uuid is None or a.uuid == uuid) and (key is None or (a.host, a.binary) == key)
+        ]
 
     async def min_version(self, binary: str) -> int | None:
         """Minimum version over every record of ``binary``."""

@@ -175,6 +175,13 @@ class PostgresConnector:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", (MIGRATION_LOCK,))
             yield
 
+    @asynccontextmanager
+    async def transaction(self, conn: Connection) -> AsyncIterator[None]:
+        """asyncpg's transaction: committed at the end, rolled back on an exception."""
+        assert isinstance(conn, _Connection)
+        async with conn.conn.transaction():
+            yield
+
     def schema_missing(self, exc: BaseException) -> bool:
         """The database was dropped and re-created, or our tables dropped, under us."""
         return isinstance(exc, asyncpg.UndefinedTableError)

@@ -17,6 +17,7 @@ timeouts (SQLite's ``busy_timeout``, asyncpg's connect and command timeouts).
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 import uuid as uuidlib
@@ -29,10 +30,21 @@ from typing import Any, Protocol
 import anyio
 
 from sg.errors import BackendTimeout, ConfigError, NotFound, translate_errors
-from sg.model import Member, Service, ServiceKey, StoreContext
+from sg.model import (
+    DEFAULT_ZONE,
+    NEW_SERVICE_REASON,
+    Action,
+    Actor,
+    Member,
+    Service,
+    ServiceAction,
+    ServiceKey,
+    StoreContext,
+)
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
 
 __all__ = [
+    "ACTION_COLUMNS",
     "COLUMNS",
     "SCHEMA_VERSION",
     "Connection",
@@ -41,20 +53,23 @@ __all__ = [
     "SQLStore",
     "Statements",
     "migrations",
+    "row_to_action",
     "row_to_service",
     "to_datetime",
     "url_seconds",
 ]
 
 #: The schema version this release writes; stores refuse a newer database.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Columns of ``services`` in the order every SELECT returns them (``binary`` is a
 #: reserved word in PostgreSQL, so it is always quoted).
 COLUMNS = (
     'id, uuid, host, "binary", topic, version, disabled, disabled_reason, forced_down, '
-    "has_left, report_count, created_at, updated_at, check_failure, driver"
+    "has_left, report_count, created_at, updated_at, check_failure, driver, zone"
 )
+#: Columns of ``service_actions`` (the audit trail) in the order every SELECT returns them.
+ACTION_COLUMNS = 'id, service_uuid, host, "binary", action, actor, via, why, at'
 
 # No statement holds a literal "?": every "?" is a parameter (names are always bound).
 _PARAM = re.compile(r"\?")
@@ -127,6 +142,27 @@ def migrations(d: Dialect) -> dict[int, tuple[str, ...]]:
             "ALTER TABLE services ADD COLUMN beat_gap DOUBLE PRECISION",
             "ALTER TABLE services ADD COLUMN driver TEXT",
         ),
+        # The operators' tools: the zone os-services shows, and the audit trail of admin
+        # changes (who, when by the store's clock, what, why). It keeps host and binary
+        # and has no foreign key: a deleted service's history stays. IF NOT EXISTS: when
+        # services and sg_schema were dropped under a live store (tests/backends/sql/
+        # test_outage.py), the trail may have survived, and the schema is made again.
+        4: (
+            f"ALTER TABLE services ADD COLUMN zone TEXT NOT NULL DEFAULT '{DEFAULT_ZONE}'",
+            f"""CREATE TABLE IF NOT EXISTS service_actions (
+            id {d.serial_key},
+            service_uuid {d.uuid} NOT NULL,
+            host TEXT NOT NULL,
+            "binary" TEXT NOT NULL,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            via TEXT NOT NULL,
+            why TEXT,
+            at {d.timestamp} NOT NULL DEFAULT ({d.clock})
+        )""",
+            "CREATE INDEX IF NOT EXISTS service_actions_uuid ON service_actions (service_uuid)",
+            'CREATE INDEX IF NOT EXISTS service_actions_key ON service_actions (host, "binary")',
+        ),
     }
 
 
@@ -149,12 +185,13 @@ class Statements:
         self.schema_insert = p("INSERT INTO sg_schema (version) VALUES (?)")
         # list() adds its WHERE clause and renders its placeholders per call.
         self.select = f"SELECT {COLUMNS}, {age} FROM services"
+        # disabled and its reason are set on insert only (enable_new_services).
         self.register = p(
-            'INSERT INTO services (uuid, host, "binary", topic, version, driver, created_at) '
-            f"VALUES (?, ?, ?, ?, ?, ?, {d.clock}) "
+            'INSERT INTO services (uuid, host, "binary", topic, version, zone, disabled, '
+            f"disabled_reason, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {d.clock}) "
             'ON CONFLICT (host, "binary") DO UPDATE SET topic = excluded.topic, '
-            "version = excluded.version, driver = COALESCE(excluded.driver, services.driver) "
-            f"{returning}"
+            "version = excluded.version, zone = excluded.zone, "
+            f"driver = COALESCE(excluded.driver, services.driver) {returning}"
         )
         # Every SET expression reads the row as it was, so beat_gap is measured from the
         # previous stamp.
@@ -171,7 +208,15 @@ class Statements:
         self.set_forced_down = p(f"UPDATE services SET forced_down = ? WHERE {key} {returning}")
         self.set_check_failure = p(f"UPDATE services SET check_failure = ? WHERE {key} RETURNING id")
         self.mark_left = p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id")
-        self.delete = p(f"DELETE FROM services WHERE {key} RETURNING id")
+        self.delete = p(f'DELETE FROM services WHERE {key} RETURNING id, uuid, host, "binary"')
+        self.record_action = p(
+            'INSERT INTO service_actions (service_uuid, host, "binary", action, actor, via, why, at) '
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, {d.clock})"
+        )
+        self.actions_by_uuid = p(
+            f"SELECT {ACTION_COLUMNS} FROM service_actions WHERE service_uuid = ? ORDER BY id"
+        )
+        self.actions_by_key = p(f"SELECT {ACTION_COLUMNS} FROM service_actions WHERE {key} ORDER BY id")
         self.min_version = p('SELECT MIN(version) FROM services WHERE "binary" = ?')
         self._dialect = d
 
@@ -257,6 +302,11 @@ class Connector(Protocol):
         processes opening a new database at once cannot both create the schema."""
         ...
 
+    def transaction(self, conn: Connection) -> AbstractAsyncContextManager[None]:
+        """A transaction on ``conn``: committed when the block ends, rolled back when it
+        raises (an admin change and its audit row commit together)."""
+        ...
+
     def schema_missing(self, exc: BaseException) -> bool:
         """Whether ``exc`` says our tables are gone (dropped under us)."""
         ...
@@ -296,6 +346,22 @@ def row_to_service(row: Any) -> Service:
         age=None if age is None else float(age),
         check_failure=row["check_failure"],
         driver=row["driver"],
+        zone=row["zone"],
+    )
+
+
+def row_to_action(row: Any) -> ServiceAction:
+    """Build a :class:`ServiceAction` from a row holding :data:`ACTION_COLUMNS`."""
+    return ServiceAction(
+        id=int(row["id"]),
+        uuid=str(row["service_uuid"]),
+        host=row["host"],
+        binary=row["binary"],
+        action=row["action"],
+        actor=row["actor"],
+        via=row["via"],
+        why=row["why"],
+        at=to_datetime(row["at"]),
     )
 
 
@@ -368,8 +434,32 @@ class SQLStore:
         async with self._session(what) as conn:
             return await conn.fetchone(sql, args)
 
-    async def _changed(self, what: str, sql: str, args: Sequence[object], key: ServiceKey) -> Service:
-        row = await self._one(what, sql, args)
+    async def _audited(
+        self, what: str, sql: str, args: Sequence[object], audit: tuple[Action, Actor, str | None] | None
+    ) -> Any | None:
+        """Run one change; with ``audit`` (action, actor, why), record it in the same
+        transaction (the change's row gives the service's uuid, host and binary)."""
+        async with self._session(what) as conn:
+            if audit is None:
+                return await conn.fetchone(sql, args)
+            action, actor, why = audit
+            async with self.connector.transaction(conn):
+                row = await conn.fetchone(sql, args)
+                if row is not None:
+                    record = (str(row["uuid"]), row["host"], row["binary"], action, actor.name, actor.via)
+                    reason = actor.why if actor.why is not None else why
+                    await conn.execute(self.sql.record_action, (*record, reason))
+            return row
+
+    async def _changed(
+        self,
+        what: str,
+        sql: str,
+        args: Sequence[object],
+        key: ServiceKey,
+        audit: tuple[Action, Actor, str | None] | None = None,
+    ) -> Service:
+        row = await self._audited(what, sql, args, audit)
         if row is None:
             raise NotFound(f"no service host={key.host!r} binary={key.binary!r}")
         return row_to_service(row)
@@ -394,7 +484,18 @@ class SQLStore:
     async def register(self, member: Member, *, driver: str | None = None) -> Service:
         """Upsert the record for ``member.key``; its id and uuid never change. ``driver``
         names the driver the service beats through (``None`` keeps the one recorded)."""
-        args = (str(uuidlib.uuid4()), member.host, member.binary, member.topic, member.version, driver)
+        reason = None if member.enable_new else NEW_SERVICE_REASON
+        args = (
+            str(uuidlib.uuid4()),
+            member.host,
+            member.binary,
+            member.topic,
+            member.version,
+            member.zone,
+            not member.enable_new,
+            reason,
+            driver,
+        )
         row = await self._one("register", self.sql.register, args)
         assert row is not None, "an upsert with RETURNING always returns its row"
         return row_to_service(row)
@@ -473,14 +574,27 @@ class SQLStore:
         topic_sizes = {row["topic"]: int(row["topic_size"]) for row in rows} if partial else None
         return Survey([row_to_service(row) for row in rows], context, topic_sizes)
 
-    async def set_disabled(self, key: ServiceKey, disabled: bool, reason: str | None) -> Service:
-        """Enable or disable; never touches ``updated_at``."""
-        args = (disabled, reason if disabled else None, *key)
-        return await self._changed("set_disabled", self.sql.set_disabled, args, key)
+    async def set_disabled(
+        self, key: ServiceKey, disabled: bool, reason: str | None, *, actor: Actor | None = None
+    ) -> Service:
+        """Enable or disable; never touches ``updated_at``. With ``actor``, audited."""
+        kept = reason if disabled else None
+        args = (disabled, kept, *key)
+        audit: tuple[Action, Actor, str | None] | None = None
+        if actor is not None:
+            audit = ("disable" if disabled else "enable", actor, kept)
+        return await self._changed("set_disabled", self.sql.set_disabled, args, key, audit)
 
-    async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
-        """Set or clear ``forced_down``; never touches ``updated_at``."""
-        return await self._changed("set_forced_down", self.sql.set_forced_down, (forced_down, *key), key)
+    async def set_forced_down(
+        self, key: ServiceKey, forced_down: bool, *, actor: Actor | None = None
+    ) -> Service:
+        """Set or clear ``forced_down``; never touches ``updated_at``. With ``actor``, audited."""
+        audit: tuple[Action, Actor, str | None] | None = None
+        if actor is not None:
+            audit = ("force_down" if forced_down else "force_up", actor, None)
+        return await self._changed(
+            "set_forced_down", self.sql.set_forced_down, (forced_down, *key), key, audit
+        )
 
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record or clear the failed check's reason (cut to :data:`MAX_CHECK_FAILURE`);
@@ -492,9 +606,28 @@ class SQLStore:
         """Record a clean stop."""
         return await self._one("mark_left", self.sql.mark_left, key) is not None
 
-    async def delete(self, key: ServiceKey) -> bool:
-        """Remove the record."""
-        return await self._one("delete", self.sql.delete, key) is not None
+    async def delete(self, key: ServiceKey, *, actor: Actor | None = None, action: Action = "delete") -> bool:
+        """Remove the record. With ``actor``, audited as ``action``."""
+        audit = None if actor is None else (action, actor, None)
+        return await self._audited("delete", self.sql.delete, key, audit) is not None
+
+    async def actions(
+        self, *, uuid: str | None = None, key: ServiceKey | None = None
+    ) -> builtins.list[ServiceAction]:
+        """The audit trail of one service, oldest first (by ``uuid`` or by ``key``)."""
+        args: tuple[str, ...]
+        if uuid is not None:
+            try:
+                sql, args = self.sql.actions_by_uuid, (str(uuidlib.UUID(uuid)),)
+            except (ValueError, TypeError, AttributeError):
+                return []
+        elif key is not None:
+            sql, args = self.sql.actions_by_key, tuple(key)
+        else:
+            raise TypeError("actions() needs uuid or key")
+        async with self._session("actions") as conn:
+            rows = await conn.fetchall(sql, args)
+        return [row_to_action(row) for row in rows]
 
     async def min_version(self, binary: str) -> int | None:
         """``MIN(version)`` over every record of ``binary``, in SQL."""

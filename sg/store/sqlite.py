@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -133,10 +133,14 @@ class SQLiteConnector:
         self._db = db
         return db
 
-    @asynccontextmanager
-    async def migration_lock(self, conn: Connection) -> AsyncIterator[None]:
+    def migration_lock(self, conn: Connection) -> AbstractAsyncContextManager[None]:
         """``BEGIN IMMEDIATE``: the write lock first, so two processes opening a new file
         at once cannot both create the schema."""
+        return self.transaction(conn)
+
+    @asynccontextmanager
+    async def transaction(self, conn: Connection) -> AsyncIterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (the write lock first: no upgrade deadlock)."""
         assert isinstance(conn, _Connection)
         await conn.execute("BEGIN IMMEDIATE")
         try:

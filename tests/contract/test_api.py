@@ -218,7 +218,8 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
         assert await group.store.get(live.key) is None
         assert (await client.get(f"/v1/services/{live_uuid}", headers=AUTH)).status_code == 404
         if group.driver.name != "db":  # db has no second signal: its "member" is the record
-            assert (await group.driver.members([live]))[live.key] is False
+            # Not held (memcached may say "recovering" within its server's first second).
+            assert (await group.driver.members([live]))[live.key] is not True
 
         # A service that is down but still a driver member (its record went stale or
         # never reported): DELETE needs no force and must still call leave.
@@ -499,7 +500,12 @@ async def test_openapi_names_every_route(client: httpx.AsyncClient) -> None:
     assert set(doc["paths"]) == {
         "/v1/services",
         "/v1/services/min-version",
+        "/v1/services/prune",
         "/v1/services/{uuid}",
+        "/v1/services/{uuid}/actions",
+        "/v1/events",
+        "/",
+        "/static/{name}",
         "/healthz",
         "/metrics",
     }
@@ -518,10 +524,22 @@ async def test_route_table_and_openapi_name_the_same_routes(client: httpx.AsyncC
     }
     table = {(route.path, method) for route in ROUTES if route.documented for method in route.methods}
     assert documented == table
-    assert [route.path for route in ROUTES if not route.documented] == ["/openapi.json"]
-    # Each documented operation answers on the router (not a 404 or 405).
+    # Left out: the document itself, and Nova's os-services (their schema is Nova's).
+    assert [route.path for route in ROUTES if not route.documented] == [
+        "/v2.1",
+        "/v2.1/",
+        "/v2.1/os-services",
+        "/v2.1/os-services/{service_id}",
+        "/v2.1/os-services/{service_id}",
+        "/openapi.json",
+    ]
+    streams = {route.path for route in ROUTES if not route.timed}
+    assert streams == {"/v1/events"}
+    # Each documented operation answers on the router (not a 404 or 405); a stream
+    # never ends, so it is asked with a wrong query, which it refuses before streaming.
     for path, method in table:
         concrete = path.replace("{uuid}", "00000000-0000-4000-8000-000000000000")
+        concrete = concrete.replace("{name}", "app.js") + ("?nope=1" if path in streams else "")
         r = await client.request(method, concrete, headers=AUTH)
         assert r.status_code not in (404, 405) or r.json()["error"]["message"].startswith("no service"), (
             method,

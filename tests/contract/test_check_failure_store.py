@@ -96,9 +96,11 @@ async def test_sqlite_schema_1_is_migrated_to_the_current_on_open(tmp_path: Path
         versions = [r[0] for r in db.execute("SELECT version FROM sg_schema ORDER BY version")]
         assert versions == list(range(1, SCHEMA_VERSION + 1))
         assert db.execute("SELECT check_failure FROM services").fetchone()[0].startswith("pidfile:")
+        assert db.execute("SELECT zone FROM services").fetchone()[0] == "internal"
+        assert db.execute("SELECT COUNT(*) FROM service_actions").fetchone()[0] == 0
     finally:
         db.close()
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
 
 
 async def test_postgres_schema_1_is_migrated_to_the_current_on_open(sg_postgres_url: str) -> None:

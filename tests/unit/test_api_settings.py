@@ -99,3 +99,31 @@ def test_short_env_token_is_an_error_without_the_token(tmp_path: Path) -> None:
 
 def test_repr_hides_tokens() -> None:
     assert TOKEN not in repr(ApiSettings(tokens=(TOKEN,)))
+
+
+def test_token_names_come_from_a_table_and_env_tokens_are_named_apart(tmp_path: Path) -> None:
+    other = "env-token-0123456789abcdef0"
+    settings = load(
+        tmp_path, f'[api.tokens]\nalice = "{TOKEN}"\nci = "{other}x"\n', env={"SG_API_TOKEN": other}
+    )
+    assert settings.api.named_tokens == (("alice", TOKEN), ("ci", f"{other}x"), ("SG_API_TOKEN[0]", other))
+    plain = load(tmp_path, f'[api]\ntokens = ["{TOKEN}"]\n')
+    assert plain.api.named_tokens == (("tokens[0]", TOKEN),)
+    assert TOKEN not in repr(settings.api)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[api.tokens]\nalice = 1\n", "'tokens' must be an array of strings or a table"),
+        (
+            f'[api.tokens]\nalice = "{TOKEN}"\n"tokens[1]" = "{TOKEN}x"\nx = "short"\n',
+            r"tokens\[2\] must be at least",
+        ),
+        (f'[api.tokens]\n" alice" = "{TOKEN}"\n', "name ' alice' must be"),
+    ],
+)
+def test_bad_token_tables_name_the_problem_never_the_token(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle) as caught:
+        load(tmp_path, text)
+    assert TOKEN not in str(caught.value)

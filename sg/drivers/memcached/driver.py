@@ -240,6 +240,8 @@ class MemcachedDriver:
                 present: Presence = key in found
                 if not present and uptime is not None:
                     age = ages.get(owner)
+                    # memcached counts whole seconds: within the first second of a server,
+                    # a key deleted after a beat reads recovering too (never up).
                     if age is not None and age > uptime and uptime < window:
                         present = RECOVERING
                 result[owner] = present

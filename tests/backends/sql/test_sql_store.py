@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
-from sg.model import Member, ServiceKey
+from sg.model import Actor, Member, ServiceKey
 from sg.store import postgresql, sqlite
 from sg.store.base import Store
 from sg.store.memory import MemoryStore
@@ -40,13 +41,14 @@ def test_every_statement_is_rendered_in_the_dialect(dialect: Dialect) -> None:
         if dialect.numbered:
             assert "?" not in text, text
     assert dialect.clock in sql.beat
-    # Six parameters, numbered once each where the dialect numbers them.
-    assert [sql.register.count(f"${n}") for n in range(1, 8)] == (
-        [1] * 6 + [0] if dialect.numbered else [0] * 7
+    # Nine parameters, numbered once each where the dialect numbers them.
+    assert [sql.register.count(f"${n}") for n in range(1, 11)] == (
+        [1] * 9 + [0] if dialect.numbered else [0] * 10
     )
-    assert sql.register.count("?") == (0 if dialect.numbered else 6)
+    assert sql.register.count("?") == (0 if dialect.numbered else 9)
     # The schema is one definition in both dialects; only type names and literals differ.
-    assert sorted(migrations(dialect)) == [1, 2, 3]
+    # 3 is the fleet guard's (beat_gap, driver), 4 the operators' tools' (zone, audit).
+    assert sorted(migrations(dialect)) == [1, 2, 3, 4]
     survey = sql.survey(["services.topic = ?", "services.host = ?"], partial=True)
     assert survey.count("?") == (0 if dialect.numbered else 6)
     assert [survey.count(f"${n}") for n in range(1, 8)] == ([1] * 6 + [0] if dialect.numbered else [0] * 7)
@@ -179,3 +181,52 @@ def test_memory_url() -> None:
     assert store.shared_name == "urls"
     with pytest.raises(ConfigError, match="memory takes only a name"):
         MemoryStore.from_url("memory://urls?x=1", TIMINGS)
+
+
+# -- the audit row commits with its change -------------------------------------------------
+
+
+async def _audit_failure_rolls_back(store: Store, drop: Callable[[], Awaitable[None]]) -> None:
+    await store.open()
+    try:
+        await store.register(MEMBER)
+        await drop()
+        with pytest.raises(BackendUnavailable):
+            await store.set_disabled(MEMBER.key, True, "x", actor=Actor("ops", "api"))
+        current = await store.get(MEMBER.key)
+        assert current is not None
+        assert not current.disabled  # the change went with its failed audit row
+        with pytest.raises(BackendUnavailable):
+            await store.delete(MEMBER.key, actor=Actor("ops", "api"))
+        assert await store.get(MEMBER.key) is not None
+        # Without an actor there is no audit row to fail.
+        assert (await store.set_disabled(MEMBER.key, True, "x")).disabled
+    finally:
+        await store.close()
+
+
+async def test_sqlite_admin_change_and_audit_row_are_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = sqlite.SQLiteStore.from_url(f"sqlite://{path}", TIMINGS)
+
+    async def drop() -> None:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("DROP TABLE service_actions")
+            db.commit()
+
+    await _audit_failure_rolls_back(store, drop)
+
+
+async def test_postgresql_admin_change_and_audit_row_are_one_transaction(sg_postgres_url: str) -> None:
+    import asyncpg
+
+    store = postgresql.PostgresStore.from_url(sg_postgres_url, TIMINGS)
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(sg_postgres_url)
+        try:
+            await conn.execute("DROP TABLE service_actions")
+        finally:
+            await conn.close()
+
+    await _audit_failure_rolls_back(store, drop)  # a fresh database, dropped after the test
