@@ -240,7 +240,8 @@ class MemcachedDriver:
                 present: Presence = key in found
                 if not present and uptime is not None:
                     age = ages.get(owner)
-                    if age is not None and age > uptime and uptime < window:
+                    # memcached counts whole seconds: "before the start" with a second to spare.
+                    if age is not None and age > uptime + 1.0 and uptime < window:
                         present = RECOVERING
                 result[owner] = present
 
