@@ -218,7 +218,8 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
         assert await group.store.get(live.key) is None
         assert (await client.get(f"/v1/services/{live_uuid}", headers=AUTH)).status_code == 404
         if group.driver.name != "db":  # db has no second signal: its "member" is the record
-            assert (await group.driver.members([live]))[live.key] is False
+            # Not held (memcached may say "recovering" within its server's first second).
+            assert (await group.driver.members([live]))[live.key] is not True
 
         # A service that is down but still a driver member (its record went stale or
         # never reported): DELETE needs no force and must still call leave.

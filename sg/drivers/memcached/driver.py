@@ -240,8 +240,9 @@ class MemcachedDriver:
                 present: Presence = key in found
                 if not present and uptime is not None:
                     age = ages.get(owner)
-                    # memcached counts whole seconds: "before the start" with a second to spare.
-                    if age is not None and age > uptime + 1.0 and uptime < window:
+                    # memcached counts whole seconds: within the first second of a server,
+                    # a key deleted after a beat reads recovering too (never up).
+                    if age is not None and age > uptime and uptime < window:
                         present = RECOVERING
                 result[owner] = present
 
