@@ -240,9 +240,14 @@ async def _one_pair(
             continue
         out["lib"][name][str(n)] = times["lib"]
         out["raw"][name][str(n)] = times["raw"]
+        out.setdefault("cpu", {}).setdefault(name, {})[str(n)] = {
+            "lib": times["lib:cpu"],
+            "raw": times["raw:cpu"],
+        }
         log(
             f"{name:22} {n:>7,}: list {median(times['lib']) * 1e3:8.1f} ms, "
-            f"raw {median(times['raw']) * 1e3:8.1f} ms"
+            f"raw {median(times['raw']) * 1e3:8.1f} ms; process CPU {median(times['lib:cpu']) * 1e3:.1f} / "
+            f"{median(times['raw:cpu']) * 1e3:.1f} ms"
         )
         return None
     return error
