@@ -38,10 +38,13 @@ unit: $(STAMP)
 ## Lint, type-check and run every test against real servers.
 test: deps $(STAMP) lint typecheck unit
 
-## Benchmarks (not part of the tests); compare against tooz in the same run.
+## Benchmarks (not part of the tests): every figure of issue 12 beside its peer in the
+## same run; writes docs/benchmarks.md, docs/benchmarks.json and docs/img/benchmarks/*.png
+## (about 9 minutes on the shared 2-core machine). BENCH_ARGS="--only listing --sizes 1000,10000"
+## runs a part, BENCH_ARGS=--report-only redraws the page from the JSON.
 bench: deps $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## The fleet drill (issue 11, not part of the tests): fleet-wide events under load, scored
 ## into docs/drill.md and docs/drill.png. DRILL_ARGS=--quick: 200 heartbeats, ~3 minutes.
