@@ -347,6 +347,11 @@ class Agent:
                 # Its next beat joins the new driver; the old member stays until then.
                 log.warning("driver_switch_join_failed", binary=heartbeat.member.binary, error=str(exc))
                 return
+            if old.name == driver.name:
+                # The same kind (a memcached pool change): a member may have the same key
+                # in both, and leaving the old would delete the new. The old one's expire
+                # (memcached's TTL) or go with its session (ZooKeeper) at the close below.
+                return
             try:
                 await backends.driver_call("leave", old.leave(heartbeat.member))
             except BackendUnavailable as exc:
