@@ -23,7 +23,7 @@ from sg.config import Settings
 from sg.drivers.base import Driver, Membership
 from sg.errors import BackendUnavailable, LeaveRefused, NotFound, Refused
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
-from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict
+from sg.model import Member, Service, ServiceEvent, ServiceKey, ServiceStatus, Verdict, status_of
 from sg.store.base import Store
 from sg.timings import Timings
 from sg.verdict import judge, store_unreachable
@@ -107,7 +107,22 @@ class ServiceGroup:
 
     async def _statuses(self, services: list[Service]) -> list[ServiceStatus]:
         membership, driver_error = await self.backends.membership(services)
-        return [ServiceStatus(s, self._judge(s, membership, driver_error)) for s in services]
+        # Once per row of a listing, so locals and no per-row ServiceKey: a plain
+        # (host, binary) tuple hashes and compares equal to it.
+        down_time = self.timings.service_down_time
+        seen = membership.get
+        return [
+            status_of(
+                s,
+                judge(
+                    s,
+                    service_down_time=down_time,
+                    driver_seen=seen((s.host, s.binary)),  # type: ignore[call-overload]
+                    driver_error=driver_error,
+                ),
+            )
+            for s in services
+        ]
 
     async def verdict(self, service: Service | Member) -> Verdict:
         """Re-read the record and ask the driver, concurrently, and judge.
@@ -130,9 +145,11 @@ class ServiceGroup:
             nonlocal answer
             answer = await self.backends.membership([service])
 
+        # The driver is asked in a child task and the store read in this one: one task
+        # spawned per verdict instead of two (a verdict is a hot call).
         async with anyio.create_task_group() as tg:
-            tg.start_soon(read_store)
             tg.start_soon(ask_driver)
+            await read_store()
         if store_error is not None:
             return store_unreachable(store_error)
         if record is None:

@@ -5,7 +5,7 @@ Pure functions, no I/O: the one place the liveness rules live.
 
 from __future__ import annotations
 
-from sg.model import Reason, Service, Verdict
+from sg.model import Reason, Service, State, Verdict
 
 __all__ = ["judge", "store_unreachable"]
 
@@ -23,27 +23,29 @@ def judge(
     left, never reported, stale) win over an unreachable driver; an unreachable driver otherwise makes
     the verdict ``unknown``, never ``up``.
     """
+    # Once per row of a listing: no closure, one Verdict built at the end.
     age = service.age
-
-    def down(reason: Reason) -> Verdict:
-        return Verdict("down", reason, age, driver_seen, None)
-
+    detail: str | None = None
+    state: State = "down"
+    reason: Reason
     if service.forced_down:
-        return down("forced_down")
-    if service.check_failure is not None:
+        reason = "forced_down"
+    elif service.check_failure is not None:
         # The agent's local check failed and it left; say why.
-        return Verdict("down", "check_failed", age, driver_seen, service.check_failure)
-    if service.left:
-        return down("left")
-    if age is None:
-        return down("never_reported")
-    if abs(age) > service_down_time:
-        return down("stale")
-    if driver_error is not None or driver_seen is None:
+        reason, detail = "check_failed", service.check_failure
+    elif service.left:
+        reason = "left"
+    elif age is None:
+        reason = "never_reported"
+    elif abs(age) > service_down_time:
+        reason = "stale"
+    elif driver_error is not None or driver_seen is None:
         return Verdict("unknown", "driver_unreachable", age, None, driver_error)
-    if not driver_seen:
-        return down("not_joined")
-    return Verdict("up", "ok", age, True, None)
+    elif not driver_seen:
+        reason = "not_joined"
+    else:
+        state, reason = "up", "ok"
+    return Verdict(state, reason, age, driver_seen, detail)
 
 
 def store_unreachable(detail: str) -> Verdict:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import anyio
 
 from sg.errors import BackendTimeout, ConfigError, NotFound, translate_errors
-from sg.model import Member, Service, ServiceKey
+from sg.model import Member, Service, ServiceKey, service_from_row
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult
 
 __all__ = [
@@ -224,31 +224,52 @@ def to_datetime(value: object) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC)
+        # asyncpg already gives timestamptz in UTC: skip the conversion (a listing has
+        # two stamps per row).
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
     if isinstance(value, int | float):
         return datetime.fromtimestamp(float(value), tz=UTC)
     raise TypeError(f"unexpected timestamp {value!r}")
 
 
 def row_to_service(row: Any) -> Service:
-    """Build a :class:`Service` from a row holding :data:`COLUMNS` and ``age``."""
-    age = row["age"]
-    return Service(
-        id=int(row["id"]),
-        uuid=str(row["uuid"]),
-        host=row["host"],
-        binary=row["binary"],
-        topic=row["topic"],
-        version=int(row["version"]),
-        disabled=bool(row["disabled"]),
-        disabled_reason=row["disabled_reason"],
-        forced_down=bool(row["forced_down"]),
-        left=bool(row["has_left"]),
-        report_count=int(row["report_count"]),
-        created_at=to_datetime(row["created_at"]),
-        updated_at=to_datetime(row["updated_at"]),
-        age=None if age is None else float(age),
-        check_failure=row["check_failure"],
+    """Build a :class:`Service` from a row holding :data:`COLUMNS` and ``age``, in that order."""
+    # Unpacked by position (both drivers' rows iterate their values) and built with
+    # service_from_row: a listing calls this once per row, and by-name access plus the
+    # dataclass's keyword __init__ were most of its cost.
+    (
+        id_,
+        uuid,
+        host,
+        binary,
+        topic,
+        version,
+        disabled,
+        disabled_reason,
+        forced_down,
+        has_left,
+        report_count,
+        created_at,
+        updated_at,
+        check_failure,
+        age,
+    ) = row
+    return service_from_row(
+        int(id_),
+        uuid if type(uuid) is str else str(uuid),
+        host,
+        binary,
+        topic,
+        int(version),
+        bool(disabled),
+        disabled_reason,
+        bool(forced_down),
+        bool(has_left),
+        int(report_count),
+        to_datetime(created_at),
+        to_datetime(updated_at),
+        check_failure,
+        None if age is None else float(age),
     )
 
 
