@@ -68,6 +68,7 @@ class ZooKeeperDriver:
         self._locks: dict[ServiceKey, asyncio.Lock] = {}
         self._rejoined: set[ServiceKey] = set()
         self._seen: dict[str, frozenset[str]] = {}
+        self._names: dict[tuple[str, str], tuple[ServiceKey, str]] = {}
         self._waiters: set[asyncio.Future[None]] = set()
         self._settling = False
         self._started = time.time()
@@ -257,11 +258,27 @@ class ZooKeeperDriver:
         async def one(topic: str) -> None:
             children[topic] = frozenset(await client.children(self.topic_path(topic)) or ())
 
-        async with anyio.create_task_group() as tg:
-            for topic in topics:
-                tg.start_soon(one, topic)
+        if len(topics) == 1:
+            await one(topics[0])  # the common case: no task group for one request
+        else:
+            async with anyio.create_task_group() as tg:
+                for topic in topics:
+                    tg.start_soon(one, topic)
         self._seen.update(children)
-        return {s.key: member_name(s.key) in children[s.topic] for s in services}
+        # Once per service of a listing: the key and node name come from a bounded memo
+        # (encoding the two names was most of the call beside aiozk's decode).
+        names = self._names
+        if len(names) > 100_000:
+            names.clear()
+        result: dict[ServiceKey, bool | None] = {}
+        for s in services:
+            ident = (s.host, s.binary)
+            found = names.get(ident)
+            if found is None:
+                key = ServiceKey(s.host, s.binary)
+                found = names[ident] = (key, member_name(key))
+            result[found[0]] = found[1] in children[s.topic]
+        return result
 
     # -- keeper: re-create members after a new session ------------------------------------
 
