@@ -15,8 +15,8 @@ when its import fails, the error says which extra to install.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,15 +25,16 @@ import structlog
 
 from sg.drivers.base import ChangeNotifier, Driver, Membership
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
-from sg.model import Member, Service
+from sg.model import Member, Service, ServiceKey
 from sg.redact import redact_url
-from sg.store.base import Store
+from sg.store.base import BatchBeats, BeatResult, Store
 from sg.timings import Timings
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
 __all__ = [
+    "BATCH_WINDOW_SHARE",
     "BUILTIN_BACKENDS",
     "FAILURES",
     "LEAVE_ORDER_GRACE",
@@ -59,6 +60,10 @@ FAILURES: tuple[tuple[type[BaseException], type[BackendUnavailable]], ...] = (
 
 #: How long ``leave`` lets the driver wait for the store's ``left`` mark (seconds).
 LEAVE_ORDER_GRACE = 0.2
+
+#: How long the first store beat of a batch waits for the others, as a share of the
+#: report interval: the heartbeat's jitter (10 %) plus the time a local check takes.
+BATCH_WINDOW_SHARE = 0.15
 
 #: Timings the backends were built with, which a running process cannot change.
 RESTART_ONLY_TIMINGS = ("service_down_time", "store_timeout", "driver_timeout")
@@ -167,6 +172,82 @@ def _mapped(backend: str, what: str, timeout: float, exc: BaseException) -> Back
     return None
 
 
+@dataclass(eq=False)
+class _Waiter:
+    """One heartbeat's store beat, waiting for its batch."""
+
+    key: ServiceKey
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    lead: bool = False
+    finished: bool = False
+    result: BeatResult | None = None
+    error: BackendUnavailable | None = None
+
+
+class _BeatBatcher:
+    """Coalesces the store beats of one process's heartbeats into ``beat_many`` calls.
+
+    The first beat to arrive leads: it waits ``window`` seconds for the others, then
+    stamps every waiting record in one round trip under its own deadline (each caller
+    is under the same ``store_call`` bound) and hands each its result. A leader
+    cancelled before its batch left hands the lead to the next waiter; one cancelled
+    while the batch is in flight fails the batch, as a timeout would have.
+    """
+
+    def __init__(self, store: BatchBeats, name: str, window: Callable[[], float]) -> None:
+        self.store = store
+        self.name = name
+        self.window = window
+        self._waiting: list[_Waiter] = []
+        self._leading = False
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        me = _Waiter(key)
+        self._waiting.append(me)
+        if not self._leading:
+            self._leading = me.lead = True
+        try:
+            while not me.finished:
+                if me.lead:
+                    await self._lead(me)
+                else:
+                    await me.wake.wait()
+                    me.wake = anyio.Event()
+        finally:
+            if me in self._waiting:
+                # Cancelled before its batch left: leave it, and pass the lead on.
+                self._waiting.remove(me)
+                if me.lead:
+                    self._leading = False
+                    if self._waiting:
+                        heir = self._waiting[0]
+                        heir.lead = self._leading = True
+                        heir.wake.set()
+        if me.error is not None:
+            raise me.error
+        return me.result
+
+    async def _lead(self, me: _Waiter) -> None:
+        await anyio.sleep(self.window())
+        batch, self._waiting = self._waiting, []
+        self._leading = False
+        try:
+            stamped = await self.store.beat_many(list(dict.fromkeys(w.key for w in batch)))
+        except BaseException as exc:
+            detail = exc.detail if isinstance(exc, BackendUnavailable) else f"batch interrupted ({exc!r})"
+            for waiter in batch:
+                if waiter is not me:
+                    waiter.error = BackendUnavailable(self.name, f"beat_many: {detail}")
+                    waiter.finished = True
+                    waiter.wake.set()
+            raise
+        results = dict(zip(dict.fromkeys(w.key for w in batch), stamped, strict=True))
+        for waiter in batch:
+            waiter.result = results[waiter.key]
+            waiter.finished = True
+            waiter.wake.set()
+
+
 class Backends:
     """A store and a driver with the :class:`~sg.timings.Timings` they work to.
 
@@ -179,6 +260,7 @@ class Backends:
         self.store = store
         self.driver = driver
         self._timings = timings
+        self._batcher: _BeatBatcher | None = None
 
     @classmethod
     def from_urls(cls, store_url: str, driver_url: str, timings: Timings) -> Backends:
@@ -227,6 +309,31 @@ class Backends:
         """Await a driver call under ``driver_timeout`` (or ``timeout``)."""
         bound = self._timings.driver_timeout if timeout is None else timeout
         return await self._call(self.driver.name, what, call, bound)
+
+    # -- batched heartbeats (the agent's) ---------------------------------------------------
+
+    def batch_beats(self) -> bool:
+        """From now on, coalesce concurrent :meth:`beat` calls into one ``beat_many`` round
+        trip per :data:`BATCH_WINDOW_SHARE` of the report interval, if the store can
+        (:class:`~sg.store.base.BatchBeats`). Returns whether it can. For a process
+        that beats several services (the agent); one embedded service has no use for it."""
+        if isinstance(self.store, BatchBeats):
+            self._batcher = _BeatBatcher(
+                self.store, self.store.name, lambda: BATCH_WINDOW_SHARE * self._timings.report_interval
+            )
+        return self._batcher is not None
+
+    @property
+    def batches_beats(self) -> bool:
+        """Whether :meth:`beat` is batched."""
+        return self._batcher is not None
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        """The store's beat of ``key``, batched with others' if :meth:`batch_beats` was
+        called. The caller's deadline (a :meth:`store_call`) bounds it either way."""
+        if self._batcher is None:
+            return await self.store.beat(key)
+        return await self._batcher.beat(key)
 
     async def membership(self, services: Sequence[Service | Member]) -> tuple[Membership, str | None]:
         """Ask the driver which ``services`` it holds; on failure return the error instead."""

@@ -140,6 +140,11 @@ class Heartbeat:
             while True:
                 began = time.monotonic()
                 await self.round_once()
+                if self.backends.batches_beats:
+                    # A batch's beats end together: counting the interval from the end keeps
+                    # one host's services in one batch, round after round (counted from
+                    # each one's start, their phases would drift apart).
+                    began = time.monotonic()
                 if not started:
                     task_status.started(self)
                     started = True
@@ -289,7 +294,7 @@ class Heartbeat:
             await store.register(self.member)
             self._registered = True
         before = time.time()
-        result = await store.beat(self.key)
+        result = await self.backends.beat(self.key)  # batched with the host's others, if enabled
         if result is None:
             # The record was deleted under a live service: put it back.
             await store.register(self.member)

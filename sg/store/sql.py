@@ -33,6 +33,8 @@ from sg.model import Member, Service, ServiceKey, service_from_row
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult
 
 __all__ = [
+    "BEAT_CHUNK",
+    "BEAT_PAIRS",
     "COLUMNS",
     "SCHEMA_VERSION",
     "Connection",
@@ -55,6 +57,11 @@ COLUMNS = (
     'id, uuid, host, "binary", topic, version, disabled, disabled_reason, forced_down, '
     "has_left, report_count, created_at, updated_at, check_failure"
 )
+
+#: Where beat_many's statement takes its ``(?, ?)`` pairs, and how many keys one
+#: statement stamps (two parameters a key: far below SQLite's and PostgreSQL's limits).
+BEAT_PAIRS = "<pairs>"
+BEAT_CHUNK = 500
 
 # No statement holds a literal "?": every "?" is a parameter (names are always bound).
 _PARAM = re.compile(r"\?")
@@ -150,6 +157,12 @@ class Statements:
             f"UPDATE services SET updated_at = {d.clock}, report_count = report_count + 1, "
             f"has_left = {d.false}, check_failure = NULL WHERE {key} "
             f"RETURNING id, report_count, {d.epoch('updated_at')} AS store_time"
+        )
+        # beat_many renders its (?, ?) pairs per call (BEAT_PAIRS marks where they go).
+        self.beat_many = (
+            f"UPDATE services SET updated_at = {d.clock}, report_count = report_count + 1, "
+            f'has_left = {d.false}, check_failure = NULL WHERE (host, "binary") IN (VALUES {BEAT_PAIRS}) '
+            f'RETURNING host, "binary", id, report_count, {d.epoch("updated_at")} AS store_time'
         )
         self.get = p(f"{self.select} WHERE {key}")
         self.get_by_uuid = p(f"{self.select} WHERE uuid = ?")
@@ -378,6 +391,20 @@ class SQLStore:
         if row is None:
             return None
         return BeatResult(int(row[0]), int(row[1]), float(row[2]))
+
+    async def beat_many(self, keys: Sequence[ServiceKey]) -> list[BeatResult | None]:
+        """:meth:`beat` for each of ``keys`` in one UPDATE per :data:`BEAT_CHUNK` keys, on one
+        connection (:class:`~sg.store.base.BatchBeats`)."""
+        stamped: dict[tuple[str, str], BeatResult] = {}
+        async with self._session("beat_many") as conn:
+            for start in range(0, len(keys), BEAT_CHUNK):
+                chunk = keys[start : start + BEAT_CHUNK]
+                pairs = ", ".join(["(?, ?)"] * len(chunk))
+                sql = self.connector.dialect.params(self.sql.beat_many.replace(BEAT_PAIRS, pairs))
+                rows = await conn.fetchall(sql, [name for key in chunk for name in key])
+                for row in rows:
+                    stamped[(row[0], row[1])] = BeatResult(int(row[2]), int(row[3]), float(row[4]))
+        return [stamped.get((key.host, key.binary)) for key in keys]
 
     async def get(self, key: ServiceKey) -> Service | None:
         """One record with its age."""
