@@ -248,6 +248,54 @@ async def bench_zk(pg: PostgresServer, zk: ZooKeeperServer, n: int) -> None:
     line(f"list() of {n:,} postgresql+zookeeper", t["list"], "tooz get_members", t["tooz"])
 
 
+# -- heartbeats per second on one PostgreSQL, ten connections --------------------------------
+
+
+async def bench_beats(pg: PostgresServer, n: int = 10_000) -> None:
+    from sg.model import ServiceKey
+    from sg.store.postgresql import PostgresStore
+
+    async with ServiceGroup.from_urls(pg.url() + "?pool_max=10", "db://", **TIMINGS) as group:
+        await fill_store(group, n)
+        store = group.store
+        assert isinstance(store, PostgresStore)
+        keys = [ServiceKey(f"host-{i:05d}", "sg-compute") for i in range(n)]
+        pool = await asyncpg.create_pool(pg.url(), min_size=10, max_size=10)
+        assert pool is not None
+        raw_sql = store.sql.beat
+
+        async def spread(worker: Callable[[list[ServiceKey]], Awaitable[None]], parts: int = 10) -> None:
+            async with anyio.create_task_group() as tg:
+                for c in range(parts):
+                    tg.start_soon(worker, keys[c::parts])
+
+        async def single(part: list[ServiceKey]) -> None:
+            for key in part:
+                await store.beat(key)
+
+        async def raw(part: list[ServiceKey]) -> None:
+            async with pool.acquire() as conn:
+                for key in part:
+                    await conn.fetchrow(raw_sql, *key)
+
+        async def batched(part: list[ServiceKey]) -> None:
+            for start in range(0, len(part), 100):
+                await store.beat_many(part[start : start + 100])
+
+        try:
+            runs = {"single": single, "raw": raw, "batched": batched}
+            t = await interleaved({k: (lambda w=w: spread(w)) for k, w in runs.items()}, runs=3)
+        finally:
+            await pool.close()
+    rate = {k: n / v for k, v in t.items()}
+    print(
+        f"{'beats/s, 1 PostgreSQL, 10 connections':58} single {rate['single']:9,.0f} | "
+        f"raw UPDATE {rate['raw']:9,.0f} ({rate['single'] / rate['raw']:.2f}x) | "
+        f"beat_many of 100 {rate['batched']:9,.0f} ({rate['batched'] / rate['raw']:.2f}x raw)",
+        flush=True,
+    )
+
+
 # -- sgctl service list, cold ------------------------------------------------------------
 
 
@@ -283,6 +331,9 @@ def main(argv: list[str]) -> None:
     n = int(os.environ.get("SG_BENCH_N", "10000"))
     if "cli" in wanted:
         bench_cli()
+    if "beats" in wanted:
+        with PostgresServer() as pg:
+            anyio.run(bench_beats, pg)
     if wanted & {"list", "verdict", "zk"}:
         with (
             PostgresServer() as pg,

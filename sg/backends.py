@@ -328,6 +328,11 @@ class Backends:
         """Whether :meth:`beat` is batched."""
         return self._batcher is not None
 
+    @property
+    def beat_batch_window(self) -> float:
+        """How long a batch's first beat waits for the others (seconds); 0 unbatched."""
+        return 0.0 if self._batcher is None else self._batcher.window()
+
     async def beat(self, key: ServiceKey) -> BeatResult | None:
         """The store's beat of ``key``, batched with others' if :meth:`batch_beats` was
         called. The caller's deadline (a :meth:`store_call`) bounds it either way."""
