@@ -142,6 +142,9 @@ class Agent:
         self.on_stop = on_stop
         # Built now, so a bad URL or a missing extra is a configuration error at start-up.
         self.group = ServiceGroup.from_settings(settings.library)
+        if len(settings.services) > 1:
+            # One store round trip per interval for all of this host's services (issue 12).
+            self.group.backends.batch_beats()
         self.runners: dict[ServiceKey, ServiceRunner] = {}
         self.stopping = anyio.Event()
         self.metrics = _metrics(settings)  # metrics (issue #5)

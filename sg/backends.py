@@ -14,9 +14,10 @@ when its import fails, the error says which extra to install.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, TypeVar
+import importlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -26,10 +27,15 @@ from sg.drivers.base import ChangeNotifier, Driver, Membership
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
 from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.redact import redact_url
-from sg.store.base import Store
+from sg.store.base import BatchBeats, BeatResult, Store
 from sg.timings import Timings
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
 __all__ = [
+    "BATCH_WINDOW_SHARE",
+    "BUILTIN_BACKENDS",
     "FAILURES",
     "LEAVE_ORDER_GRACE",
     "RESTART_ONLY_TIMINGS",
@@ -55,6 +61,10 @@ FAILURES: tuple[tuple[type[BaseException], type[BackendUnavailable]], ...] = (
 #: How long ``leave`` lets the driver wait for the store's ``left`` mark (seconds).
 LEAVE_ORDER_GRACE = 0.2
 
+#: How long the first store beat of a batch waits for the others, as a share of the
+#: report interval: the heartbeat's jitter (10 %) plus the time a local check takes.
+BATCH_WINDOW_SHARE = 0.15
+
 #: Timings the backends were built with, which a running process cannot change.
 RESTART_ONLY_TIMINGS = ("service_down_time", "store_timeout", "driver_timeout")
 
@@ -73,10 +83,53 @@ def scheme_of(url: str, kind: str) -> str:
     return scheme.lower()
 
 
+#: The schemes this distribution registers as entry points (pyproject.toml), resolved
+#: without importlib.metadata: importing it and scanning every installed
+#: distribution was a fifth of a cold ``sgctl``. Any other scheme goes through the
+#: entry points as before. tests/unit/test_backends.py keeps the two in step.
+BUILTIN_BACKENDS: dict[str, dict[str, str]] = {
+    "sg.stores": {
+        "sqlite": "sg.store.sqlite:SQLiteStore",
+        "postgresql": "sg.store.postgresql:PostgresStore [postgres]",
+        "postgres": "sg.store.postgresql:PostgresStore [postgres]",
+        "memory": "sg.store.memory:MemoryStore",
+    },
+    "sg.drivers": {
+        "db": "sg.drivers.db:DBDriver",
+        "memory": "sg.drivers.memory:MemoryDriver",
+        "memcached": "sg.drivers.memcached.driver:MemcachedDriver [memcached]",
+        "zookeeper": "sg.drivers.zookeeper.driver:ZooKeeperDriver [zookeeper]",
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    """A built-in backend, loaded like an :class:`~importlib.metadata.EntryPoint`."""
+
+    name: str
+    value: str
+
+    @property
+    def extras(self) -> list[str]:
+        _, _, extra = self.value.partition("[")
+        return [e.strip() for e in extra.rstrip("] ").split(",") if e.strip()]
+
+    def load(self) -> Any:
+        module, _, attr = self.value.partition(" ")[0].partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
 def load_backend_class(group: str, url: str, kind: str) -> Any:
     """Return the class registered in entry-point ``group`` for the scheme of ``url``."""
     scheme = scheme_of(url, kind)
-    available = {ep.name: ep for ep in entry_points(group=group)}
+    builtin = BUILTIN_BACKENDS.get(group, {}).get(scheme)
+    if builtin is not None:
+        return _load_entry_point(_Builtin(scheme, builtin), kind)
+    from importlib.metadata import entry_points  # only for third-party schemes: see above
+
+    available: dict[str, EntryPoint | _Builtin] = {ep.name: ep for ep in entry_points(group=group)}
+    available.update((name, _Builtin(name, value)) for name, value in BUILTIN_BACKENDS.get(group, {}).items())
     ep = available.get(scheme)
     if ep is None:
         known = ", ".join(sorted(available)) or "none (is servicegroup installed?)"
@@ -84,7 +137,7 @@ def load_backend_class(group: str, url: str, kind: str) -> Any:
     return _load_entry_point(ep, kind)
 
 
-def _load_entry_point(ep: EntryPoint, kind: str) -> Any:
+def _load_entry_point(ep: EntryPoint | _Builtin, kind: str) -> Any:
     try:
         return ep.load()
     except ImportError as exc:
@@ -128,6 +181,82 @@ def _mapped(backend: str, what: str, timeout: float, exc: BaseException) -> Back
     return None
 
 
+@dataclass(eq=False)
+class _Waiter:
+    """One heartbeat's store beat, waiting for its batch."""
+
+    key: ServiceKey
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    lead: bool = False
+    finished: bool = False
+    result: BeatResult | None = None
+    error: BackendUnavailable | None = None
+
+
+class _BeatBatcher:
+    """Coalesces the store beats of one process's heartbeats into ``beat_many`` calls.
+
+    The first beat to arrive leads: it waits ``window`` seconds for the others, then
+    stamps every waiting record in one round trip under its own deadline (each caller
+    is under the same ``store_call`` bound) and hands each its result. A leader
+    cancelled before its batch left hands the lead to the next waiter; one cancelled
+    while the batch is in flight fails the batch, as a timeout would have.
+    """
+
+    def __init__(self, store: BatchBeats, name: str, window: Callable[[], float]) -> None:
+        self.store = store
+        self.name = name
+        self.window = window
+        self._waiting: list[_Waiter] = []
+        self._leading = False
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        me = _Waiter(key)
+        self._waiting.append(me)
+        if not self._leading:
+            self._leading = me.lead = True
+        try:
+            while not me.finished:
+                if me.lead:
+                    await self._lead(me)
+                else:
+                    await me.wake.wait()
+                    me.wake = anyio.Event()
+        finally:
+            if me in self._waiting:
+                # Cancelled before its batch left: leave it, and pass the lead on.
+                self._waiting.remove(me)
+                if me.lead:
+                    self._leading = False
+                    if self._waiting:
+                        heir = self._waiting[0]
+                        heir.lead = self._leading = True
+                        heir.wake.set()
+        if me.error is not None:
+            raise me.error
+        return me.result
+
+    async def _lead(self, me: _Waiter) -> None:
+        await anyio.sleep(self.window())
+        batch, self._waiting = self._waiting, []
+        self._leading = False
+        try:
+            stamped = await self.store.beat_many(list(dict.fromkeys(w.key for w in batch)))
+        except BaseException as exc:
+            detail = exc.detail if isinstance(exc, BackendUnavailable) else f"batch interrupted ({exc!r})"
+            for waiter in batch:
+                if waiter is not me:
+                    waiter.error = BackendUnavailable(self.name, f"beat_many: {detail}")
+                    waiter.finished = True
+                    waiter.wake.set()
+            raise
+        results = dict(zip(dict.fromkeys(w.key for w in batch), stamped, strict=True))
+        for waiter in batch:
+            waiter.result = results[waiter.key]
+            waiter.finished = True
+            waiter.wake.set()
+
+
 class Backends:
     """A store and a driver with the :class:`~sg.timings.Timings` they work to.
 
@@ -145,6 +274,7 @@ class Backends:
         #: record is judged by the driver it names (see :meth:`membership`).
         self.roll = tuple(roll)
         self._timings = timings
+        self._batcher: _BeatBatcher | None = None
 
     @classmethod
     def from_urls(
@@ -207,6 +337,36 @@ class Backends:
         """Await a driver call under ``driver_timeout`` (or ``timeout``)."""
         bound = self._timings.driver_timeout if timeout is None else timeout
         return await self._call(self.driver.name, what, call, bound)
+
+    # -- batched heartbeats (the agent's) ---------------------------------------------------
+
+    def batch_beats(self) -> bool:
+        """From now on, coalesce concurrent :meth:`beat` calls into one ``beat_many`` round
+        trip per :data:`BATCH_WINDOW_SHARE` of the report interval, if the store can
+        (:class:`~sg.store.base.BatchBeats`). Returns whether it can. For a process
+        that beats several services (the agent); one embedded service has no use for it."""
+        if isinstance(self.store, BatchBeats):
+            self._batcher = _BeatBatcher(
+                self.store, self.store.name, lambda: BATCH_WINDOW_SHARE * self._timings.report_interval
+            )
+        return self._batcher is not None
+
+    @property
+    def batches_beats(self) -> bool:
+        """Whether :meth:`beat` is batched."""
+        return self._batcher is not None
+
+    @property
+    def beat_batch_window(self) -> float:
+        """How long a batch's first beat waits for the others (seconds); 0 unbatched."""
+        return 0.0 if self._batcher is None else self._batcher.window()
+
+    async def beat(self, key: ServiceKey) -> BeatResult | None:
+        """The store's beat of ``key``, batched with others' if :meth:`batch_beats` was
+        called. The caller's deadline (a :meth:`store_call`) bounds it either way."""
+        if self._batcher is None:
+            return await self.store.beat(key)
+        return await self._batcher.beat(key)
 
     async def membership(self, services: Sequence[Service | Member]) -> tuple[Membership, str | None]:
         """Ask the driver which ``services`` it holds; on failure return the error instead.

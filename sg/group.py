@@ -36,6 +36,7 @@ from sg.model import (
     ServiceStatus,
     StoreContext,
     Verdict,
+    status_of,
 )
 from sg.store.base import Store, Survey, SurveyQuery
 from sg.timings import Timings
@@ -153,7 +154,22 @@ class ServiceGroup:
     def _guarded(
         self, survey: Survey, membership: Membership, driver_error: str | None
     ) -> list[ServiceStatus]:
-        statuses = [ServiceStatus(s, self._judge(s, membership, driver_error)) for s in survey.services]
+        # Once per row of a listing, so locals and no per-row ServiceKey: a plain
+        # (host, binary) tuple hashes and compares equal to it.
+        down_time = self.timings.service_down_time
+        seen = membership.get
+        statuses = [
+            status_of(
+                s,
+                judge(
+                    s,
+                    service_down_time=down_time,
+                    driver_seen=seen((s.host, s.binary)),  # type: ignore[call-overload]
+                    driver_error=driver_error,
+                ),
+            )
+            for s in survey.services
+        ]
         return self.guard.apply(statuses, survey.context, self.timings, topic_sizes=survey.topic_sizes)
 
     async def _statuses(self, survey: Survey) -> list[ServiceStatus]:
@@ -181,9 +197,11 @@ class ServiceGroup:
             nonlocal answer
             answer = await self.backends.membership([service])
 
+        # The driver is asked in a child task and the store read in this one: one task
+        # spawned per verdict instead of two (a verdict is a hot call).
         async with anyio.create_task_group() as tg:
-            tg.start_soon(read_store)
             tg.start_soon(ask_driver)
+            await read_store()
         if store_error is not None:
             return store_unreachable(store_error)
         if not survey.services:

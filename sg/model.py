@@ -34,6 +34,8 @@ __all__ = [
     "State",
     "StoreContext",
     "Verdict",
+    "service_from_row",
+    "status_of",
     "validate_name",
     "validate_version",
 ]
@@ -80,6 +82,13 @@ Reason = Literal[
 ]
 
 
+#: Names that passed :func:`validate_name` (bounded; cleared when full). Every row a
+#: listing reads names a host, a binary and a topic: checking them again was a third
+#: of the cost of listing 10,000 services, and a name once valid stays valid.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 200_000
+
+
 def validate_name(field_name: str, value: object) -> str:
     """Return ``value`` if it is an acceptable name, else raise :class:`InvalidName`.
 
@@ -87,6 +96,9 @@ def validate_name(field_name: str, value: object) -> str:
     no control characters and no leading or trailing white space. Any other Unicode
     (``/``, ``..``, spaces inside, non-ASCII) is allowed: backends encode names.
     """
+    # `type() is str`: a str subclass could hash like a valid name and differ from it.
+    if type(value) is str and value in _VALID_NAMES:
+        return value
     if not isinstance(value, str):
         raise InvalidName(field_name, value, "must be a string")
     if not value:
@@ -98,6 +110,10 @@ def validate_name(field_name: str, value: object) -> str:
     bad = _FORBIDDEN.search(value)
     if bad is not None:
         raise InvalidName(field_name, value, f"contains control character {bad.group()!r}")
+    if type(value) is str:
+        if len(_VALID_NAMES) >= _VALID_NAMES_MAX:
+            _VALID_NAMES.clear()
+        _VALID_NAMES.add(value)
     return value
 
 
@@ -338,3 +354,73 @@ class ServiceAction:
             "why": self.why,
             "at": None if self.at is None else self.at.isoformat(),
         }
+
+
+# -- fast construction for listings ----------------------------------------------------
+#
+# A listing builds a Service, a Verdict and a ServiceStatus per row; the dataclasses'
+# own __init__ (keyword arguments, a global lookup per field, __post_init__) was most
+# of the library's cost of listing 10,000 services. These build the same frozen
+# values, checked the same way, with positional values and one bound setter.
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def service_from_row(
+    id: int,
+    uuid: str,
+    host: str,
+    binary: str,
+    topic: str,
+    version: int,
+    disabled: bool,
+    disabled_reason: str | None,
+    forced_down: bool,
+    left: bool,
+    report_count: int,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+    check_failure: str | None,
+    age: float | None,
+    driver: str | None = None,
+    zone: str = DEFAULT_ZONE,
+) -> Service:
+    """A :class:`Service` equal to ``Service(host=..., ...)`` with the same checks of
+    its names and version, built faster (positional values, in the order of the
+    store's columns)."""
+    valid = _VALID_NAMES
+    if not (host in valid and binary in valid and topic in valid):
+        validate_name("host", host)
+        validate_name("binary", binary)
+        validate_name("topic", topic)
+    if type(version) is not int or not 0 <= version <= MAX_VERSION:
+        validate_version(version)
+    s = _new(Service)
+    _set(s, "host", host)
+    _set(s, "binary", binary)
+    _set(s, "topic", topic)
+    _set(s, "id", id)
+    _set(s, "uuid", uuid)
+    _set(s, "version", version)
+    _set(s, "disabled", disabled)
+    _set(s, "disabled_reason", disabled_reason)
+    _set(s, "forced_down", forced_down)
+    _set(s, "left", left)
+    _set(s, "report_count", report_count)
+    _set(s, "created_at", created_at)
+    _set(s, "updated_at", updated_at)
+    _set(s, "age", age)
+    _set(s, "check_failure", check_failure)
+    _set(s, "driver", driver)
+    _set(s, "zone", zone)
+    return s
+
+
+def status_of(service: Service, verdict: Verdict) -> ServiceStatus:
+    """``ServiceStatus(service, verdict)``, built faster (see :func:`service_from_row`)."""
+    status = _new(ServiceStatus)
+    _set(status, "service", service)
+    _set(status, "verdict", verdict)
+    _set(status, "is_up", verdict.state == "up")
+    return status

@@ -5,7 +5,7 @@ Pure functions, no I/O: the one place the liveness rules live.
 
 from __future__ import annotations
 
-from sg.model import RECOVERING, Presence, Reason, Service, Verdict
+from sg.model import RECOVERING, Presence, Reason, Service, State, Verdict
 
 __all__ = ["judge", "store_unreachable"]
 
@@ -25,31 +25,33 @@ def judge(
     driver lost in a mass event it knows of (``driver_recovering``). The fleet-wide
     rules over many records at once are :mod:`sg.guard`'s.
     """
+    # Once per row of a listing: no closure, one Verdict built at the end.
     age = service.age
     seen: bool | None = False if driver_seen == RECOVERING else driver_seen
-
-    def down(reason: Reason) -> Verdict:
-        return Verdict("down", reason, age, seen, None)
-
+    detail: str | None = None
+    state: State = "down"
+    reason: Reason
     if service.forced_down:
-        return down("forced_down")
-    if service.check_failure is not None:
+        reason = "forced_down"
+    elif service.check_failure is not None:
         # The agent's local check failed and it left; say why.
-        return Verdict("down", "check_failed", age, seen, service.check_failure)
-    if service.left:
-        return down("left")
-    if age is None:
-        return down("never_reported")
-    if abs(age) > service_down_time:
-        return down("stale")
-    if driver_error is not None or driver_seen is None:
+        reason, detail = "check_failed", service.check_failure
+    elif service.left:
+        reason = "left"
+    elif age is None:
+        reason = "never_reported"
+    elif abs(age) > service_down_time:
+        reason = "stale"
+    elif driver_error is not None or driver_seen is None:
         return Verdict("unknown", "driver_unreachable", age, None, driver_error)
-    if driver_seen == RECOVERING:
+    elif driver_seen == RECOVERING:
         # Lost by the driver in a mass event it knows of: the next beat re-creates it.
         return Verdict("unknown", "driver_recovering", age, False, None)
-    if not driver_seen:
-        return down("not_joined")
-    return Verdict("up", "ok", age, True, None)
+    elif not driver_seen:
+        reason = "not_joined"
+    else:
+        state, reason = "up", "ok"
+    return Verdict(state, reason, age, seen, detail)
 
 
 def store_unreachable(detail: str) -> Verdict:

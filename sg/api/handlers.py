@@ -21,6 +21,7 @@ from sg.api.auth import TokenAuth
 from sg.api.compute import OsServices
 from sg.api.errors import ApiError
 from sg.api.events import EventStream
+from sg.api.listing import listing_response
 from sg.api.metrics import ApiMetrics
 from sg.api.openapi import API_FIELDS, MAX_REASON_LENGTH
 from sg.errors import BackendUnavailable
@@ -125,7 +126,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 async def list_services(request: Request, ctx: Context) -> Response:
-    """``GET /v1/services``: one ``ServiceGroup.list()`` call, filtered by state here."""
+    """``GET /v1/services``: one ``ServiceGroup.list()`` call, filtered by state here;
+    ``304`` when ``If-None-Match`` names the listing's ETag."""
     params = _query(request, ("host", "binary", "topic", "state"))
     filters = {
         name: validate_name(name, params[name]) for name in ("host", "binary", "topic") if name in params
@@ -134,8 +136,10 @@ async def list_services(request: Request, ctx: Context) -> Response:
     if state is not None and state not in STATES:
         raise ApiError(400, f"state must be one of {', '.join(STATES)}", field="state")
     statuses = await ctx.group.list(**filters)
-    services = [service_json(s) for s in statuses if state is None or s.verdict.state == state]
-    return JSONResponse({"services": services})
+    if state is not None:
+        statuses = [s for s in statuses if s.verdict.state == state]
+    # Streamed with orjson and a weak ETag for pollers (see sg/api/listing.py).
+    return listing_response(request, statuses)
 
 
 async def get_service(request: Request, ctx: Context) -> Response:

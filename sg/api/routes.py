@@ -100,6 +100,8 @@ ROUTES: tuple[ApiRoute, ...] = (
                     }
                 },
             },
+            # A poller's If-None-Match still names the listing's weak ETag (sg/api/listing.py).
+            "304": {"description": "Not modified: nothing but age and updated_at moved"},
             **ERRORS,
         },
     ),

@@ -14,13 +14,14 @@ every call under ``store_timeout``. A store maps its own exceptions to
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
 from sg.model import Action, Actor, Member, Service, ServiceAction, ServiceKey, StoreContext
 from sg.timings import Timings
 
-__all__ = ["MAX_CHECK_FAILURE", "BeatResult", "Store", "Survey", "SurveyQuery"]
+__all__ = ["MAX_CHECK_FAILURE", "BatchBeats", "BeatResult", "Store", "Survey", "SurveyQuery"]
 
 #: Longest check failure reason kept; longer ones are cut (a command's stderr can be long).
 MAX_CHECK_FAILURE = 500
@@ -159,3 +160,15 @@ class Store(Protocol):
     async def min_version(self, binary: str) -> int | None:
         """``MIN(version)`` over every record of ``binary``; ``None`` if there are none.
         (Over live records only is the group's business: liveness needs the driver.)"""
+
+
+@runtime_checkable
+class BatchBeats(Protocol):
+    """A store that can stamp many records in one round trip (the agent's heartbeats of
+    one host, batched by :class:`~sg.backends.Backends`). Optional: a store without it
+    is beaten one record at a time."""
+
+    async def beat_many(self, keys: Sequence[ServiceKey]) -> list[BeatResult | None]:
+        """:meth:`Store.beat` for each of ``keys`` (distinct), in as few statements as the
+        store allows; one result per key, in order, ``None`` where the record does not exist."""
+        ...

@@ -11,6 +11,7 @@ import builtins
 import time
 import uuid as uuidlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Self
@@ -103,6 +104,10 @@ class MemoryStore:
             new = replace(old, topic=topic, version=version, zone=member.zone, driver=driver or old.driver)
         self._records.rows[key] = new
         return self._with_age(new)
+
+    async def beat_many(self, keys: Sequence[ServiceKey]) -> list[BeatResult | None]:
+        """:meth:`beat` for each key (:class:`~sg.store.base.BatchBeats`)."""
+        return [await self.beat(key) for key in keys]
 
     async def beat(self, key: ServiceKey) -> BeatResult | None:
         """Stamp with the local clock."""

@@ -118,6 +118,17 @@ class _Connection:
         return rows
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing to send.
+
+    asyncpg 0.32 sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``
+    on every release by default: a second round trip for each store call (a verdict,
+    a beat). The store leaves no session state behind (no SET, LISTEN, cursor or
+    session-level lock; the migration lock is transaction-scoped), and asyncpg still
+    rolls back a transaction left open before calling this.
+    """
+
+
 class PostgresConnector:
     """Pool, lock and close for one PostgreSQL database (see the module's notes)."""
 
@@ -164,6 +175,7 @@ class PostgresConnector:
                         max_size=url.pool_max,
                         timeout=url.timeout,
                         command_timeout=url.timeout,
+                        reset=_keep_session,
                     )
         return self._pool
 

@@ -40,11 +40,14 @@ from sg.model import (
     ServiceAction,
     ServiceKey,
     StoreContext,
+    service_from_row,
 )
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
 
 __all__ = [
     "ACTION_COLUMNS",
+    "BEAT_CHUNK",
+    "BEAT_PAIRS",
     "COLUMNS",
     "SCHEMA_VERSION",
     "Connection",
@@ -70,6 +73,11 @@ COLUMNS = (
 )
 #: Columns of ``service_actions`` (the audit trail) in the order every SELECT returns them.
 ACTION_COLUMNS = 'id, service_uuid, host, "binary", action, actor, via, why, at'
+
+#: Where beat_many's statement takes its ``(?, ?)`` pairs, and how many keys one
+#: statement stamps (two parameters a key: far below SQLite's and PostgreSQL's limits).
+BEAT_PAIRS = "<pairs>"
+BEAT_CHUNK = 500
 
 # No statement holds a literal "?": every "?" is a parameter (names are always bound).
 _PARAM = re.compile(r"\?")
@@ -200,6 +208,13 @@ class Statements:
             f"report_count = report_count + 1, has_left = {d.false}, check_failure = NULL "
             f"WHERE {key} RETURNING id, report_count, {stamp} AS store_time"
         )
+        # beat_many renders its (?, ?) pairs per call (BEAT_PAIRS marks where they go).
+        self.beat_many = (
+            f"UPDATE services SET beat_gap = {now} - {stamp}, updated_at = {d.clock}, "
+            "report_count = report_count + 1, "
+            f'has_left = {d.false}, check_failure = NULL WHERE (host, "binary") IN (VALUES {BEAT_PAIRS}) '
+            f'RETURNING host, "binary", id, report_count, {d.epoch("updated_at")} AS store_time'
+        )
         self.get = p(f"{self.select} WHERE {key}")
         self.get_by_uuid = p(f"{self.select} WHERE uuid = ?")
         self.set_disabled = p(
@@ -320,33 +335,57 @@ def to_datetime(value: object) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC)
+        # asyncpg already gives timestamptz in UTC: skip the conversion (a listing has
+        # two stamps per row).
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
     if isinstance(value, int | float):
         return datetime.fromtimestamp(float(value), tz=UTC)
     raise TypeError(f"unexpected timestamp {value!r}")
 
 
 def row_to_service(row: Any) -> Service:
-    """Build a :class:`Service` from a row holding :data:`COLUMNS` and ``age``."""
-    age = row["age"]
-    return Service(
-        id=int(row["id"]),
-        uuid=str(row["uuid"]),
-        host=row["host"],
-        binary=row["binary"],
-        topic=row["topic"],
-        version=int(row["version"]),
-        disabled=bool(row["disabled"]),
-        disabled_reason=row["disabled_reason"],
-        forced_down=bool(row["forced_down"]),
-        left=bool(row["has_left"]),
-        report_count=int(row["report_count"]),
-        created_at=to_datetime(row["created_at"]),
-        updated_at=to_datetime(row["updated_at"]),
-        age=None if age is None else float(age),
-        check_failure=row["check_failure"],
-        driver=row["driver"],
-        zone=row["zone"],
+    """Build a :class:`Service` from a row holding :data:`COLUMNS` and ``age``, in that
+    order (a survey's row holds more after them)."""
+    # Unpacked by position (both drivers' rows iterate their values) and built with
+    # service_from_row: a listing calls this once per row, and by-name access plus the
+    # dataclass's keyword __init__ were most of its cost.
+    (
+        id_,
+        uuid,
+        host,
+        binary,
+        topic,
+        version,
+        disabled,
+        disabled_reason,
+        forced_down,
+        has_left,
+        report_count,
+        created_at,
+        updated_at,
+        check_failure,
+        driver,
+        zone,
+        age,
+    ) = tuple(row)[:17]
+    return service_from_row(
+        int(id_),
+        uuid if type(uuid) is str else str(uuid),
+        host,
+        binary,
+        topic,
+        int(version),
+        bool(disabled),
+        disabled_reason,
+        bool(forced_down),
+        bool(has_left),
+        int(report_count),
+        to_datetime(created_at),
+        to_datetime(updated_at),
+        check_failure,
+        None if age is None else float(age),
+        driver,
+        zone,
     )
 
 
@@ -506,6 +545,20 @@ class SQLStore:
         if row is None:
             return None
         return BeatResult(int(row[0]), int(row[1]), float(row[2]))
+
+    async def beat_many(self, keys: Sequence[ServiceKey]) -> list[BeatResult | None]:
+        """:meth:`beat` for each of ``keys`` in one UPDATE per :data:`BEAT_CHUNK` keys, on one
+        connection (:class:`~sg.store.base.BatchBeats`)."""
+        stamped: dict[tuple[str, str], BeatResult] = {}
+        async with self._session("beat_many") as conn:
+            for start in range(0, len(keys), BEAT_CHUNK):
+                chunk = keys[start : start + BEAT_CHUNK]
+                pairs = ", ".join(["(?, ?)"] * len(chunk))
+                sql = self.connector.dialect.params(self.sql.beat_many.replace(BEAT_PAIRS, pairs))
+                rows = await conn.fetchall(sql, [name for key in chunk for name in key])
+                for row in rows:
+                    stamped[(row[0], row[1])] = BeatResult(int(row[2]), int(row[3]), float(row[4]))
+        return [stamped.get((key.host, key.binary)) for key in keys]
 
     async def get(self, key: ServiceKey) -> Service | None:
         """One record with its age."""

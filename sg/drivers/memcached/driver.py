@@ -246,9 +246,14 @@ class MemcachedDriver:
                         present = RECOVERING
                 result[owner] = present
 
-        async with anyio.create_task_group() as tg:
-            for index, owners in by_server.items():
-                tg.start_soon(ask, index, owners)
+        if len(by_server) == 1:
+            # One server (one service's verdict, or a one-server pool): no task group.
+            ((index, owners),) = by_server.items()
+            await ask(index, owners)
+        else:
+            async with anyio.create_task_group() as tg:
+                for index, owners in by_server.items():
+                    tg.start_soon(ask, index, owners)
         if errors and len(errors) == len(by_server):
             raise errors[0]
         return result

@@ -45,6 +45,14 @@ in ``tests/test_zookeeper*.py``, and what this module does about it:
   and any other is an ``OSError`` that :func:`_mapped` maps. So a ``TimeoutError``
   out of this module is always the caller's deadline.
 
+* Replies are decoded in pure Python, and slowly for a listing: each child name of a
+  ``get_children`` reply builds a ``struct.Struct`` of its own, and every read of a
+  reply goes through ``asyncio.wait_for`` (a task per read). Our ``Connection``
+  decodes ``GetChildren2`` replies itself (:func:`_decode_children`, registered in
+  aiozk's ``response_xref`` under a key of ours, so no other aiozk client in the
+  process changes) and reads a reply with ``readexactly`` under ``asyncio.timeout``:
+  a listing of 1,000 members took 2.5x tooz's ``get_members`` before.
+
 aiozk uses asyncio directly (``asyncio.create_task``, futures): the driver works
 on anyio's asyncio backend only.
 """
@@ -53,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from enum import Enum
@@ -63,6 +72,7 @@ import structlog
 from aiozk import ACL, WatchEvent, ZKClient, protocol
 from aiozk import exc as zkexc
 from aiozk.connection import Connection
+from aiozk.protocol.stat import Stat
 from aiozk.session import Session
 from aiozk.states import States
 
@@ -107,10 +117,68 @@ class Created(Enum):
     NO_PARENT = "no_parent"
 
 
+#: Where aiozk finds our decoder of GetChildren2 replies: a key no opcode can be.
+_FAST_CHILDREN = "sg.get_children2"
+_INT = struct.Struct("!i")
+
+
+class _Children(NamedTuple):
+    """A decoded GetChildren2 reply: what aiozk's ``GetChildren2Response`` holds."""
+
+    children: list[str]
+    stat: Any
+
+
+def _decode_children(raw: bytes) -> _Children:
+    """Decode a GetChildren2 reply (a vector of UTF-8 strings, then a stat) the way
+    aiozk 0.32.0's ``GetChildren2Response`` does, without a Struct per name."""
+    unpack = _INT.unpack_from
+    (count,) = unpack(raw, 0)
+    offset = 4
+    children: list[str] = []
+    append = children.append
+    for _ in range(max(count, 0)):
+        (size,) = unpack(raw, offset)
+        offset += 4
+        end = offset + size
+        append(raw[offset:end].decode("utf-8"))
+        offset = end
+    stat, _ = Stat.parse(raw, offset)
+    return _Children(children, stat)
+
+
+class _ChildrenDecoder:
+    """What aiozk's ``read_response`` calls for our replies: ``deserialize(raw)``."""
+
+    deserialize = staticmethod(_decode_children)
+
+
+protocol.response_xref[_FAST_CHILDREN] = _ChildrenDecoder
+
+
 class _Connection(Connection):  # type: ignore[misc]
-    """A connection that reports the end of its read loop (aiozk ignores EOF)."""
+    """A connection that reports the end of its read loop (aiozk ignores EOF) and
+    decodes get_children replies and reads replies faster (see the module's notes)."""
 
     on_read_loop_end: Callable[[_Connection], None] | None = None
+
+    def send(self, request: Any, xid: int | None = None) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = super().send(request, xid)
+        if type(request) is protocol.GetChildren2Request and xid in self.opcode_xref:
+            # Written already; its reply is read later, on this loop: decode it ourselves.
+            self.opcode_xref[xid] = _FAST_CHILDREN
+        return future
+
+    async def _read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return bytes(await super()._read(size))
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                data: bytes = await self.reader.readexactly(size)
+                return data
+        except (TimeoutError, asyncio.IncompleteReadError) as exc:
+            # What aiozk raises when a reply does not arrive whole within read_timeout.
+            raise zkexc.UnfinishedRead from exc
 
     def start_read_loop(self) -> None:
         super().start_read_loop()

@@ -73,6 +73,7 @@ class ZooKeeperDriver:
         self._locks: dict[ServiceKey, asyncio.Lock] = {}
         self._rejoined: set[ServiceKey] = set()
         self._seen: dict[str, frozenset[str]] = {}
+        self._names: dict[tuple[str, str], tuple[ServiceKey, str]] = {}
         self._waiters: set[asyncio.Future[None]] = set()
         self._settling = False
         self._started = time.time()
@@ -267,24 +268,38 @@ class ZooKeeperDriver:
         async def one(topic: str) -> None:
             children[topic] = frozenset(await client.children(self.topic_path(topic)) or ())
 
-        async with anyio.create_task_group() as tg:
-            for topic in topics:
-                tg.start_soon(one, topic)
+        if len(topics) == 1:
+            await one(topics[0])  # the common case: no task group for one request
+        else:
+            async with anyio.create_task_group() as tg:
+                for topic in topics:
+                    tg.start_soon(one, topic)
         self._seen.update(children)
-        return {s.key: self._presence(s, children[s.topic]) for s in services}
+        # Once per service of a listing: the key and node name come from a bounded memo
+        # (encoding the two names was most of the call beside aiozk's decode).
+        names = self._names
+        if len(names) > 100_000:
+            names.clear()
+        result: dict[ServiceKey, Presence] = {}
+        for s in services:
+            ident = (s.host, s.binary)
+            found = names.get(ident)
+            if found is None:
+                key = ServiceKey(s.host, s.binary)
+                found = names[ident] = (key, member_name(key))
+            result[found[0]] = True if found[1] in children[s.topic] else self._missing(s)
+        return result
 
     @property
     def reconnected_at(self) -> float:
         """Monotonic time of the last reconnection (``-inf`` before the first)."""
         return self._connected_at
 
-    def _presence(self, service: Service | Member, children: frozenset[str]) -> Presence:
-        """Held; or, missing right after our own reconnection (within the recovery window)
-        while its record last beat before it, :data:`RECOVERING`: its agent is
-        re-creating the node after the same disruption, and its next beat at the latest
-        writes it again."""
-        if member_name(service.key) in children:
-            return True
+    def _missing(self, service: Service | Member) -> Presence:
+        """A member not held: :data:`RECOVERING` if it is missing right after our own
+        reconnection (within the recovery window) while its record last beat before it
+        (its agent is re-creating the node after the same disruption, and its next beat
+        at the latest writes it again), else ``False``."""
         since = time.monotonic() - self._connected_at
         age = service.age if isinstance(service, Service) else None
         if age is not None and age > since and since < recovery_window(self.timings):

@@ -230,3 +230,30 @@ async def test_postgresql_admin_change_and_audit_row_are_one_transaction(sg_post
             await conn.close()
 
     await _audit_failure_rolls_back(store, drop)  # a fresh database, dropped after the test
+
+
+async def test_postgresql_store_call_is_one_statement(sg_postgres_url: str) -> None:
+    # asyncpg's default pool reset sent a second statement (RESET ALL, ...) after each
+    # call; the store leaves no session state, so it sends none.
+    store = postgresql.PostgresStore.from_url(f"{sg_postgres_url}?pool_max=1", TIMINGS)
+    try:
+        await store.open()
+        member = Member("one-trip", "nova-compute", "compute")
+        await store.register(member)
+        pool = await store.connector._get_pool()
+        sent: list[str] = []
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        await store.beat(member.key)
+        assert await store.get(member.key) is not None
+        assert len(sent) == 2, sent
+        assert not any("RESET" in query for query in sent)
+
+        # A transaction left open is still rolled back on release (asyncpg does that).
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT 1")
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+    finally:
+        await store.close()
