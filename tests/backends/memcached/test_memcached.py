@@ -124,7 +124,9 @@ async def test_listing_10000_members_is_one_request_per_server(
         assert len(statuses) == 10_000
         up = {s.service.host for s in statuses if s.is_up}
         assert up == {m.host for m in members[::2]}
-        assert all(s.verdict.reason == "not_joined" for s in statuses if not s.is_up)
+        # Not held: not_joined, or (for records stamped within their server's first second,
+        # which memcached's whole-second uptime cannot tell from before it) recovering.
+        assert {s.verdict.reason for s in statuses if not s.is_up} <= {"not_joined", "driver_recovering"}
         assert [a - b for a, b in zip(after_server, before_server, strict=True)] == [1, 1, 1]
         # One get per server, and one stats per server (asked because keys are missing:
         # was the server restarted since those records last beat? It was not).
