@@ -434,3 +434,35 @@ async def test_digest_acl_only_creator_may_change_anyone_may_read(sg_zookeeper: 
             await intruder.close()
             await owner.close()
     assert secret not in repr(logs)
+
+
+# -- reconnect backoff (issue 10, defect 1) ------------------------------------------------
+
+
+async def test_reconnects_after_more_than_1024_failed_attempts() -> None:
+    """aiozk's repair loop calls our find_server; an uncapped ``0.05 * 2**attempt``
+    raised OverflowError at attempt 1,024 and the session never came back."""
+    with start_zookeeper() as server:
+        driver = ZooKeeperDriver.from_url(
+            server.url("backoff", session_timeout=2, reconnect_max=0.002), Timings(driver_timeout=3)
+        )
+        await driver.open()
+        try:
+            session = driver.client.session
+            attempts = 0
+            connect = session.make_connection
+
+            async def counted(host: str, port: str | int) -> Any:
+                nonlocal attempts
+                attempts += 1
+                return await connect(host, port)
+
+            session.make_connection = counted
+            server.stop()
+            await eventually(lambda: current(lambda: attempts), lambda n: n > 1100, 60, "1,100 attempts")
+            server.start()
+            await eventually(lambda: current(lambda: driver.connected), bool, 30, "reconnected")
+            with anyio.fail_after(3):
+                await driver.ping()
+        finally:
+            await driver.close()
