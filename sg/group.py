@@ -213,6 +213,20 @@ class ServiceGroup:
         key = service.key if isinstance(service, Service) else service
         return await self.backends.store_call("set_forced_down", self.store.set_forced_down(key, forced_down))
 
+    async def update_admin(
+        self,
+        service: Service | ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+    ) -> Service:
+        """Change ``disabled`` (with ``reason``) and ``forced_down`` in one store write, so
+        a failure never leaves half a change; ``None`` leaves that flag as it is."""
+        key = service.key if isinstance(service, Service) else service
+        call = self.store.update_admin(key, disabled=disabled, reason=reason, forced_down=forced_down)
+        return await self.backends.store_call("update_admin", call)
+
     async def leave(self, service: Service | ServiceKey | Member) -> None:
         """Mark the record ``left`` and remove the driver member now; the service reads
         ``down`` (reason ``left``) until its next heartbeat."""

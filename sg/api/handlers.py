@@ -168,10 +168,12 @@ async def update_service(request: Request, ctx: Context) -> Response:
     if "forced_down" in body and not isinstance(forced_down, bool):
         raise ApiError(400, "forced_down must be true or false", field="forced_down")
     key = (await ctx.group.get_by_uuid(uuid)).service.key
-    if status is not None:
-        await ctx.group.set_disabled(key, status == "disabled", reason)
-    if isinstance(forced_down, bool):
-        await ctx.group.set_forced_down(key, forced_down)
+    await ctx.group.update_admin(
+        key,
+        disabled=None if status is None else status == "disabled",
+        reason=reason,
+        forced_down=forced_down if isinstance(forced_down, bool) else None,
+    )
     log.info("service_updated", host=key.host, binary=key.binary, status=status, forced_down=forced_down)
     return JSONResponse({"service": service_json(await ctx.group.get_by_uuid(uuid))})
 

@@ -145,6 +145,23 @@ class MemoryStore:
         """Set or clear forced_down."""
         return self._change(key, forced_down=forced_down)
 
+    async def update_admin(
+        self,
+        key: ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+    ) -> Service:
+        """Change ``disabled`` (with its reason) and ``forced_down`` at once; ``None``
+        leaves that flag as it is."""
+        changes: dict[str, object] = {}
+        if disabled is not None:
+            changes.update(disabled=disabled, disabled_reason=reason if disabled else None)
+        if forced_down is not None:
+            changes["forced_down"] = forced_down
+        return self._change(key, **changes)
+
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record or clear the failed check's reason."""
         if key not in self._records.rows:

@@ -157,6 +157,13 @@ class Statements:
             f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"
         )
         self.set_forced_down = p(f"UPDATE services SET forced_down = ? WHERE {key} {returning}")
+        # Both admin flags in one statement (a PUT changing both must not half-apply);
+        # a NULL leaves its column as it is.
+        self.update_admin = p(
+            "UPDATE services SET disabled = COALESCE(?, disabled), "
+            "disabled_reason = CASE WHEN ? THEN ? ELSE disabled_reason END, "
+            f"forced_down = COALESCE(?, forced_down) WHERE {key} {returning}"
+        )
         self.set_check_failure = p(f"UPDATE services SET check_failure = ? WHERE {key} RETURNING id")
         self.mark_left = p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id")
         self.delete = p(f"DELETE FROM services WHERE {key} RETURNING id")
@@ -396,6 +403,25 @@ class SQLStore:
     async def set_forced_down(self, key: ServiceKey, forced_down: bool) -> Service:
         """Set or clear ``forced_down``; never touches ``updated_at``."""
         return await self._changed("set_forced_down", self.sql.set_forced_down, (forced_down, *key), key)
+
+    async def update_admin(
+        self,
+        key: ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+    ) -> Service:
+        """Change ``disabled`` (with its reason) and ``forced_down`` in one statement; a
+        ``None`` leaves that flag as it is. Never touches ``updated_at``."""
+        args = (
+            disabled,
+            disabled is not None,
+            reason if disabled else None,
+            forced_down,
+            *key,
+        )
+        return await self._changed("update_admin", self.sql.update_admin, args, key)
 
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record or clear the failed check's reason (cut to :data:`MAX_CHECK_FAILURE`);
