@@ -19,7 +19,7 @@ from sg.config import add_config_argument, load_settings
 from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
 from sg.logsetup import add_logging_arguments, configure_logging
-from sg.model import ServiceKey, ServiceStatus, validate_name
+from sg.model import ServiceKey, ServiceStatus, escape_text, validate_name, validate_text
 
 __all__ = ["main"]
 
@@ -36,6 +36,17 @@ def _name(field: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         try:
             return validate_name(field, value)
+        except InvalidName as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    check.__name__ = field
+    return check
+
+
+def _text(field: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        try:
+            return validate_text(field, value)
         except InvalidName as exc:
             raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -69,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     with_key(verbs.add_parser("enable", help="enable a service"))
     p = with_key(verbs.add_parser("disable", help="disable a service"))
-    p.add_argument("--reason", help="why (shown in listings)")
+    p.add_argument("--reason", type=_text("disabled_reason"), help="why (shown in listings)")
     p = with_key(verbs.add_parser("force-down", help="force a service down (fencing)"))
     p.add_argument("--off", action="store_true", help="clear forced_down instead")
     p = with_key(verbs.add_parser("delete", help="delete a service record and its liveness member"))
@@ -117,7 +128,7 @@ def print_table(statuses: Sequence[ServiceStatus], out: TextIO) -> None:
 def print_show(status: ServiceStatus, out: TextIO) -> None:
     """Every field of one service, one per line."""
     for key, value in status.as_dict().items():
-        out.write(f"{key:16} {'-' if value is None else value}\n")
+        out.write(f"{key:16} {'-' if value is None else escape_text(str(value))}\n")
 
 
 async def run(args: argparse.Namespace, out: TextIO) -> int:
