@@ -1,7 +1,10 @@
 """``sgctl``: the admin CLI. It reads and changes services through the library alone.
 
 Exit codes: 0 ok; 1 not found or refused; 2 usage (bad arguments or names);
-69 a backend unreachable (sysexits EX_UNAVAILABLE); 78 configuration error.
+69 a backend unreachable (sysexits EX_UNAVAILABLE); 78 configuration error, which
+includes a SQLite database that does not exist: sgctl never creates it (every
+command needs records an agent wrote), so a typo in the path is said, not hidden
+behind an empty table.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -131,9 +136,20 @@ def print_show(status: ServiceStatus, out: TextIO) -> None:
         out.write(f"{key:16} {'-' if value is None else escape_text(str(value))}\n")
 
 
+def reader_url(url: str) -> str:
+    """``url`` with ``create=false`` when it is a ``sqlite:`` URL that does not set it:
+    SQLite creates a missing file (and sg its directory) on open, which a reader must not."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or "create=" in parts.query:
+        return url
+    query = f"{parts.query}&create=false" if parts.query else "create=false"
+    return urlunsplit(parts._replace(query=query))
+
+
 async def run(args: argparse.Namespace, out: TextIO) -> int:
     """Execute the parsed command; returns the exit status."""
     settings = load_settings(args.config, overrides={"store": args.store, "driver": args.driver})
+    settings = replace(settings, store=reader_url(settings.store))
     async with ServiceGroup.from_settings(settings) as group:
         handler = HANDLERS[args.verb]
         return await handler(group, args, out)
