@@ -466,3 +466,12 @@ async def test_reconnects_after_more_than_1024_failed_attempts() -> None:
                 await driver.ping()
         finally:
             await driver.close()
+
+
+@pytest.mark.parametrize("name", ["🚀", "a\U00010000b", "\U0010fffd" * 3])
+def test_names_above_the_bmp_are_encoded(name: str) -> None:
+    """ZooKeeper validates UTF-16 chars: a supplementary character is a surrogate pair
+    there and refused (issue 10, defect 2)."""
+    encoded = encode_name(name)
+    assert all(ord(ch) <= 0xFFFF for ch in encoded), encoded
+    assert decode_name(encoded) == name
