@@ -12,14 +12,16 @@ from tests.support.backends import REPORT_INTERVAL, SERVICE_DOWN_TIME
 
 NAMES = [
     Member("host-🚀", "sg-compute", "compute"),
-    Member("h1", "𝔟𝔦𝔫𝔞𝔯𝔶", "compute"),
+    Member("h1", "\U0001d51f\U0001d526\U0001d52b", "compute"),  # Fraktur "bin"
     Member("h2", "sg-compute", "topic-\U0001f600"),
     Member("\U00010000", "\U0010fffd", "\U0001d11e" * 255),
 ]
 
 
 @pytest.mark.parametrize("member", NAMES, ids=lambda m: ascii(m.host + m.binary)[:30])
-async def test_supplementary_plane_names_join_and_leave(tmp_path: Path, driver_url: str, member: Member) -> None:
+async def test_supplementary_plane_names_join_and_leave(
+    tmp_path: Path, driver_url: str, member: Member
+) -> None:
     async with ServiceGroup.from_urls(
         f"sqlite://{tmp_path}/s.db",
         driver_url,
