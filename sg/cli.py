@@ -139,7 +139,10 @@ def print_show(status: ServiceStatus, out: TextIO) -> None:
 def reader_url(url: str) -> str:
     """``url`` with ``create=false`` when it is a ``sqlite:`` URL that does not set it:
     SQLite creates a missing file (and sg its directory) on open, which a reader must not."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # the store says what is wrong with it
     if parts.scheme != "sqlite" or "create=" in parts.query:
         return url
     query = f"{parts.query}&create=false" if parts.query else "create=false"

@@ -62,7 +62,10 @@ def parse_url(url: str, default_timeout: float) -> tuple[str, float]:
     """The database path and ``timeout`` of a ``sqlite:`` URL; :class:`ConfigError` naming
     the problem otherwise (``create`` is read by :func:`parse_create`)."""
     shown = redact_url(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"store URL {shown!r} is malformed: {exc}") from exc
     if parts.netloc:
         raise ConfigError(
             f"store URL {shown!r}: sqlite takes no host; use "

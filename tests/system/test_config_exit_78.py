@@ -58,3 +58,27 @@ def test_agent_version_out_of_range_exits_78(tmp_path: Path, version: int) -> No
     assert "version" in done.stderr
     assert "2147483647" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize(
+    ("store", "names"),
+    [
+        ("postgresql://sg:pw@127.0.0.1:port/sg", "port must be a number"),
+        ("postgresql://sg:pw@127.0.0.1:5432/sg?sslmode=bogus", "sslmode must be one of"),
+        ("postgresql://sg:pw@127.0.0.1:5432/sg?pool_max=inf", "pool_max"),
+        ("sqlite:///tmp/x.db?timeout=nan", "timeout"),
+    ],
+)
+def test_bad_store_url_exits_78(tmp_path: Path, program: str, store: str, names: str) -> None:
+    """Defect 11: a traceback (exit 1) or 69 before."""
+    path = tmp_path / f"{program}.toml"
+    path.write_text(
+        f'store = "{store}"\n[api]\nlisten = "127.0.0.1:{free_port()}"\n{SERVICE}', encoding="utf-8"
+    )
+    done = run_program(program, path)
+    output = done.stdout + done.stderr
+    assert done.returncode == EXIT_CONFIG, output
+    assert names in output
+    assert "Traceback" not in output
+    assert ":pw@" not in output
