@@ -40,7 +40,7 @@ import anyio
 import asyncpg
 
 from sg.errors import ConfigError
-from sg.redact import redact_url
+from sg.redact import password_misparsed, redact_url
 from sg.store.sql import Connection, Dialect, SQLStore, url_seconds
 from sg.timings import Timings
 
@@ -81,14 +81,20 @@ class PostgresURL:
         )
 
 
-def _check_ports(shown: str, hosts: str) -> None:
-    """Each ``host[:port]`` of a (comma-separated) host list has a port of 1-65535, if any."""
+def _check_ports(shown: str, hosts: str, misparsed: bool) -> None:
+    """Each ``host[:port]`` of a (comma-separated) host list has a port of 1-65535, if any.
+    When the "port" may be part of a password (``misparsed``), it is not echoed."""
     for hostport in hosts.split(","):
         port = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
         if ":" not in port:
             continue
         value = port.rpartition(":")[2]
         if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 65535):
+            if misparsed:
+                raise ConfigError(
+                    f"store URL {shown!r}: bad port; a password holding '#', '?' or '/' "
+                    "must be percent-encoded (%23, %3F, %2F)"
+                )
             raise ConfigError(f"store URL {shown!r}: port must be a number from 1 to 65535, got {value!r}")
 
 
@@ -100,7 +106,7 @@ def parse_url(url: str, default_timeout: float) -> PostgresURL:
         parts = urlsplit(url)
     except ValueError as exc:
         raise ConfigError(f"store URL {shown!r} is malformed: {exc}") from exc
-    _check_ports(shown, parts.netloc.rpartition("@")[2])
+    _check_ports(shown, parts.netloc.rpartition("@")[2], password_misparsed(url))
     if not parts.path.strip("/"):
         raise ConfigError(f"store URL {shown!r} names no database ('.../DBNAME')")
     timeout = default_timeout
