@@ -16,7 +16,7 @@ import signal
 import ssl
 import subprocess
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteStream, Process
@@ -29,6 +29,9 @@ __all__ = ["Check", "build_check"]
 OUTPUT_LIMIT = 200
 #: Most bytes of an HTTP response read to find its status line.
 HTTP_HEAD_LIMIT = 16384
+#: What stays as it is in an http: check's path (RFC 3986 pchar and "/", with "%" so an
+#: already encoded URL is not encoded twice); anything else is percent-encoded.
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 class CheckFailed(Exception):
@@ -146,9 +149,11 @@ async def _http(spec: HttpCheck) -> None:
     tls = parts.scheme == "https"
     host = parts.hostname or ""
     port = parts.port or (443 if tls else 80)
-    path = parts.path or "/"
+    # The request line and Host header are ASCII: percent-encode the path and query
+    # from UTF-8 (keeping what is already encoded) and IDNA-encode a non-ASCII host.
+    path = quote(parts.path or "/", safe=_URL_SAFE)
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + quote(parts.query, safe=_URL_SAFE + "?")
     stream: ByteStream
     if tls:
         # Many servers close TLS without close_notify; the status line is all we need.
@@ -159,6 +164,8 @@ async def _http(spec: HttpCheck) -> None:
         stream = await anyio.connect_tcp(host, port)
     async with stream:
         netloc = parts.netloc.rpartition("@")[2]
+        if not netloc.isascii():
+            netloc = host.encode("idna").decode("ascii") + (f":{parts.port}" if parts.port else "")
         auth = ""
         if parts.username is not None:
             token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -167,7 +174,7 @@ async def _http(spec: HttpCheck) -> None:
             f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\n{auth}User-Agent: sg-agent\r\n"
             "Connection: close\r\n\r\n"
         )
-        await stream.send(request.encode("latin-1"))
+        await stream.send(request.encode("ascii"))
         head = bytearray()
         while b"\r\n" not in head and len(head) < HTTP_HEAD_LIMIT:
             try:
