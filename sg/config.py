@@ -158,7 +158,8 @@ class Settings:
     timings: Timings = field(default_factory=Timings)
     #: The file these settings were read from, if any.
     source: Path | None = None
-    sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # Not in the repr: the applications' tables hold secrets (sg-api's tokens).
+    sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     def __post_init__(self) -> None:
         for name in ("store", "driver"):

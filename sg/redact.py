@@ -49,14 +49,25 @@ def password_misparsed(url: str) -> bool:
     """Whether ``url`` seems to hold a password that ``urlsplit`` cannot see (one with
     ``#``, ``?`` or ``/`` in it, not percent-encoded): then a "host" or "port" read from
     it is really part of the password, and must not be echoed."""
-    return _redact_raw_userinfo(url) is not None and urlsplit_password(url) is None
+    return _redact_raw_userinfo(url) is not None and not _userinfo_agrees(url)
+
+
+def _userinfo_agrees(url: str) -> bool:
+    """Whether ``urlsplit`` reads the same userinfo as :func:`_redact_raw_userinfo` (all
+    up to the last ``@``): it does not when the password holds ``#``, ``?``, ``/`` or
+    when an ``@`` follows them."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return False
+    return netloc.rpartition("@")[0] == url.partition("://")[2].rpartition("@")[0]
 
 
 def redact_url(url: str) -> str:
     """Return ``url`` with any password (in the netloc, or a secret query option such
     as ``auth=digest:user:secret``) replaced by ``***``, safe to print or log."""
     raw = _redact_raw_userinfo(url)
-    if raw is not None and urlsplit_password(url) is None:
+    if raw is not None and not _userinfo_agrees(url):
         url = raw
     try:
         parts = urlsplit(url)
