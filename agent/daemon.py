@@ -352,7 +352,7 @@ class Agent:
         for key in removed + replaced:
             del self.runners[key]
             if self.metrics is not None:  # metrics (issue #5): no series for a removed service
-                self.metrics.heartbeats.pop(key, None)
+                self.metrics.forget(key)
         for key in updated:
             self.runners[key].update(wanted[key], new.timings)
         added = [key for key in wanted if key not in self.runners]
