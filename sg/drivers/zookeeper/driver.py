@@ -248,20 +248,35 @@ class ZooKeeperDriver:
         await self.client.delete(self.member_path(member))
 
     async def members(self, services: Sequence[Service | Member]) -> Membership:
-        """One ``get_children`` per topic, concurrently; fails fast while disconnected."""
+        """One ``get_children`` per topic, concurrently; fails fast while disconnected.
+
+        A topic that cannot be read (a digest ACL the reader lacks, a fault) leaves its
+        services ``None`` (unknown), the others answered; only when no topic can be read
+        does it raise. Each task catches its own error: one escaping the task group
+        would arrive as an ``ExceptionGroup`` that no caller maps."""
         client = self.client
         self._fail_fast("members")
         topics = sorted({s.topic for s in services})
         children: dict[str, frozenset[str]] = {}
+        errors: list[BackendUnavailable] = []
 
         async def one(topic: str) -> None:
-            children[topic] = frozenset(await client.children(self.topic_path(topic)) or ())
+            try:
+                children[topic] = frozenset(await client.children(self.topic_path(topic)) or ())
+            except BackendUnavailable as exc:
+                errors.append(exc)
 
         async with anyio.create_task_group() as tg:
             for topic in topics:
                 tg.start_soon(one, topic)
+        if errors and len(errors) == len(topics):
+            raise errors[0]
+        if errors:
+            log.warning("zookeeper_topics_unreadable", count=len(errors), error=str(errors[0]))
         self._seen.update(children)
-        return {s.key: member_name(s.key) in children[s.topic] for s in services}
+        return {
+            s.key: member_name(s.key) in children[s.topic] if s.topic in children else None for s in services
+        }
 
     # -- keeper: re-create members after a new session ------------------------------------
 
