@@ -3,9 +3,10 @@
 - Each ``[[service]]`` runs in its own task (a :class:`ServiceRunner`), gated by
   its local health check when it names one (``agent/checks.py``).
 - systemd is told (``agent/notify.py``) ``READY=1`` once every service has had a
-  good first round, ``WATCHDOG=1`` after each round in which every service had a
-  good round since the previous ping (none while the store is unreachable, so a
-  hung or failing agent is restarted), and ``STATUS=`` lines.
+  good first round, ``WATCHDOG=1`` while every service keeps its own cadence (a
+  good round since the previous ping, or one within twice its own report
+  interval; none while the store is unreachable, so a hung or failing agent is
+  restarted), and ``STATUS=`` lines.
 - SIGHUP re-reads the configuration: services join, leave or change; a
   configuration with an error is refused with a log line and the running one kept.
 - SIGTERM or SIGINT: ``STOPPING=1``, every service leaves (bounded), and ``run``
@@ -59,6 +60,9 @@ CLOSE_TIMEOUT = 0.25
 #: :meth:`Agent._switch_driver`.
 RESTART_ONLY = ("store", "metrics_listen")
 #: Least time between two STATUS-only notifications.
+#: How late, in its own report intervals, a service's last good round may be while
+#: the watchdog is still pinged (one interval, its jitter and a slow beat).
+CADENCE_SLACK = 2.0
 STATUS_EVERY = 1.0
 
 
@@ -291,6 +295,17 @@ class Agent:
             f"{failing} failing; oldest last good beat {age}"
         )
 
+    @staticmethod
+    def _on_cadence(runner: ServiceRunner, now: float, last_ping: float) -> bool:
+        """Whether a service keeps its own cadence: a good round since the last ping, or
+        one within :data:`CADENCE_SLACK` of its own report interval. A service beating
+        every 3 s must not hold up the pings of a 2 s watchdog (systemd killed the agent
+        for it), and one that stopped beating still stops them."""
+        good = runner.heartbeat.last_good
+        if good is None:
+            return False
+        return bool(good > last_ping or now - good <= CADENCE_SLACK * runner.heartbeat.report_interval)
+
     async def _supervise(self) -> None:
         last_ping = time.monotonic()
         last_status = 0.0
@@ -309,7 +324,7 @@ class Agent:
                     last_ping = last_status = now
                     self.notifier.ready(self.status_line())
                     log.info("agent_ready", services=len(runners))
-            elif all(good is not None and good > last_ping for good in goods):
+            elif all(self._on_cadence(r, now, last_ping) for r in runners):
                 last_ping = last_status = now
                 self.notifier.watchdog(self.status_line())
             if now - last_status >= STATUS_EVERY:
@@ -411,7 +426,7 @@ class Agent:
         for key in removed + replaced:
             del self.runners[key]
             if self.metrics is not None:  # metrics (issue #5): no series for a removed service
-                self.metrics.heartbeats.pop(key, None)
+                self.metrics.forget(key)
         for key in updated:
             self.runners[key].update(wanted[key], new.timings)
         added = [key for key in wanted if key not in self.runners]

@@ -11,6 +11,7 @@ its own, and a broken scraper can never disturb the beats.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import anyio
@@ -93,6 +94,14 @@ class AgentMetrics:
     def track(self, hb: Heartbeat) -> None:
         """Export ``hb``'s counters even before its first beat."""
         self.heartbeats.setdefault(hb.key, hb)
+
+    def forget(self, key: ServiceKey) -> None:
+        """Drop every series of a service the agent no longer runs: its counters and its
+        latency histogram (which would otherwise stay until the agent restarts)."""
+        hb = self.heartbeats.pop(key, None)
+        if hb is not None:
+            with contextlib.suppress(KeyError):  # it never beat: no histogram series
+                self.latency.remove(*_labels(hb))
 
     def observe(self, hb: Heartbeat, ok: bool) -> None:
         """The heartbeat observer: record the beat's latency."""

@@ -20,6 +20,7 @@ from agent.checks.grammar import CheckSpec, parse_check
 from sg.config import Settings, boolean, integer, load_settings, number, parse_listen, read_table, string
 from sg.errors import ConfigError, InvalidName
 from sg.model import DEFAULT_ZONE, Member
+from sg.redact import redact_url
 from sg.timings import Timings
 
 __all__ = [
@@ -169,11 +170,18 @@ def _service(raw: object, index: int, where: str, enable_new: bool = True) -> Se
         try:
             fields["check"] = parse_check(fields["check"])
         except ValueError as exc:
-            raise ConfigError(f"{at}: check {fields['check']!r}: {exc}") from exc
+            raise ConfigError(f"{at}: check {_shown_check(fields['check'])!r}: {exc}") from exc
     try:
         return ServiceSpec(**fields)
     except (InvalidName, ConfigError) as exc:
         raise ConfigError(f"{at}: {exc}") from exc
+
+
+def _shown_check(check: object) -> object:
+    """A check as an error may show it: an ``http:`` URL's password masked."""
+    if isinstance(check, str) and check.startswith("http:"):
+        return f"http:{redact_url(check.removeprefix('http:'))}"
+    return check
 
 
 def agent_settings(settings: Settings) -> AgentSettings:

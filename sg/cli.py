@@ -1,7 +1,10 @@
 """``sgctl``: the admin CLI. It reads and changes services through the library alone.
 
 Exit codes: 0 ok; 1 not found or refused; 2 usage (bad arguments or names);
-69 a backend unreachable (sysexits EX_UNAVAILABLE); 78 configuration error.
+69 a backend unreachable (sysexits EX_UNAVAILABLE); 78 configuration error, which
+includes a SQLite database that does not exist: sgctl never creates it (every
+command needs records an agent wrote), so a typo in the path is said, not hidden
+behind an empty table.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -20,7 +25,15 @@ from sg.config import add_config_argument, load_settings
 from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
 from sg.logsetup import add_logging_arguments, configure_logging
-from sg.model import Actor, ServiceAction, ServiceKey, ServiceStatus, validate_name
+from sg.model import (
+    Actor,
+    ServiceAction,
+    ServiceKey,
+    ServiceStatus,
+    escape_text,
+    validate_name,
+    validate_text,
+)
 from sg.timings import parse_duration
 
 __all__ = ["main"]
@@ -61,6 +74,17 @@ def _actor(args: argparse.Namespace) -> Actor:
     return Actor(user, "sgctl", getattr(args, "reason", None))
 
 
+def _text(field: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        try:
+            return validate_text(field, value)
+        except InvalidName as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    check.__name__ = field
+    return check
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render help)."""
     parser = argparse.ArgumentParser(prog="sgctl", description="Inspect and manage servicegroup services.")
@@ -87,15 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     why = "why (kept in the audit trail: sgctl service history)"
     p = with_key(verbs.add_parser("enable", help="enable a service"))
-    p.add_argument("--reason", help=why)
+    p.add_argument("--reason", type=_text("reason"), help=why)
     p = with_key(verbs.add_parser("disable", help="disable a service"))
-    p.add_argument("--reason", help="why (shown in listings and kept in the audit trail)")
+    p.add_argument(
+        "--reason", type=_text("disabled_reason"), help="why (shown in listings and kept in the audit trail)"
+    )
     p = with_key(verbs.add_parser("force-down", help="force a service down (fencing)"))
     p.add_argument("--off", action="store_true", help="clear forced_down instead")
-    p.add_argument("--reason", help=why)
+    p.add_argument("--reason", type=_text("reason"), help=why)
     p = with_key(verbs.add_parser("delete", help="delete a service record and its liveness member"))
     p.add_argument("--force", action="store_true", help="delete even if it is up or unknown")
-    p.add_argument("--reason", help=why)
+    p.add_argument("--reason", type=_text("reason"), help=why)
     p = with_key(verbs.add_parser("history", help="who changed a service, when, what and why"))
     p.add_argument("--json", action="store_true")
     p = verbs.add_parser("prune", help="list (with --yes: delete) services down for longer than --down-for")
@@ -104,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--yes", action="store_true", help="delete them (each through leave() and the audit trail)"
     )
-    p.add_argument("--reason", help=why)
+    p.add_argument("--reason", type=_text("reason"), help=why)
     p.add_argument("--json", action="store_true")
     p = verbs.add_parser("min-version", help="lowest version of a binary")
     p.add_argument("binary", type=_name("binary"))
@@ -156,12 +182,26 @@ def print_table(statuses: Sequence[ServiceStatus], out: TextIO) -> None:
 def print_show(status: ServiceStatus, out: TextIO) -> None:
     """Every field of one service, one per line."""
     for key, value in status.as_dict().items():
-        out.write(f"{key:16} {'-' if value is None else value}\n")
+        out.write(f"{key:16} {'-' if value is None else escape_text(str(value))}\n")
+
+
+def reader_url(url: str) -> str:
+    """``url`` with ``create=false`` when it is a ``sqlite:`` URL that does not set it:
+    SQLite creates a missing file (and sg its directory) on open, which a reader must not."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # the store says what is wrong with it
+    if parts.scheme != "sqlite" or "create=" in parts.query:
+        return url
+    query = f"{parts.query}&create=false" if parts.query else "create=false"
+    return urlunsplit(parts._replace(query=query))
 
 
 async def run(args: argparse.Namespace, out: TextIO) -> int:
     """Execute the parsed command; returns the exit status."""
     settings = load_settings(args.config, overrides={"store": args.store, "driver": args.driver})
+    settings = replace(settings, store=reader_url(settings.store))
     async with ServiceGroup.from_settings(settings) as group:
         handler = HANDLERS[args.verb]
         return await handler(group, args, out)

@@ -173,7 +173,8 @@ class Settings:
     guard: Guard = field(default_factory=Guard)
     #: The file these settings were read from, if any.
     source: Path | None = None
-    sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # Not in the repr: the applications' tables hold secrets (sg-api's tokens).
+    sections: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     def __post_init__(self) -> None:
         rolled = [(f"roll_drivers[{i}]", url) for i, url in enumerate(self.roll_drivers)]

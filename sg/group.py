@@ -326,6 +326,24 @@ class ServiceGroup:
                 done.append((status, None))
         return done
 
+    async def update_admin(
+        self,
+        service: Service | ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+        actor: Actor | None = None,
+    ) -> Service:
+        """Change ``disabled`` (with ``reason``) and ``forced_down`` in one store write, so
+        a failure never leaves half a change; ``None`` leaves that flag as it is. With
+        ``actor``, audited in the same transaction."""
+        key = service.key if isinstance(service, Service) else service
+        call = self.store.update_admin(
+            key, disabled=disabled, reason=reason, forced_down=forced_down, actor=actor
+        )
+        return await self.backends.store_call("update_admin", call)
+
     async def leave(self, service: Service | ServiceKey | Member) -> None:
         """Mark the record ``left`` and remove the driver member now; the service reads
         ``down`` (reason ``left``) until its next heartbeat."""

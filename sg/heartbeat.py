@@ -34,6 +34,10 @@ log = structlog.get_logger("sg.heartbeat")
 
 #: Fraction of the interval taken off at random, so a fleet's beats spread out.
 JITTER = 0.1
+#: The longest gap, in failures, between two ``beat_failed`` logs of one outage: the
+#: log backoff doubles up to here and no further (capped in the exponent, so a long
+#: outage still logs now and then and the gap never grows without bound).
+MAX_LOG_GAP = 1024
 
 
 @dataclass
@@ -279,7 +283,7 @@ class Heartbeat:
                 failures=outage.failures,
                 outage_s=round(time.monotonic() - outage.started, 3),
             )
-            outage.next_log *= 2
+            outage.next_log += min(outage.next_log, MAX_LOG_GAP)
 
     def _recovered(self, backend: str) -> None:
         outage = self.stats.outages.pop(backend, None)

@@ -18,6 +18,7 @@ __all__ = [
     "ACTIONS",
     "DEFAULT_ZONE",
     "MAX_NAME_LENGTH",
+    "MAX_TEXT_LENGTH",
     "MAX_VERSION",
     "NEW_SERVICE_REASON",
     "RECOVERING",
@@ -34,14 +35,19 @@ __all__ = [
     "State",
     "StoreContext",
     "Verdict",
+    "escape_text",
     "service_from_row",
     "status_of",
     "validate_name",
+    "validate_text",
     "validate_version",
 ]
 
 #: Longest host, binary or topic accepted, in characters (Nova allows 255).
 MAX_NAME_LENGTH = 255
+
+#: Longest free text accepted (``disabled_reason``), in characters (Nova's column is 255).
+MAX_TEXT_LENGTH = 255
 
 #: Largest ``version`` accepted: a signed 32-bit integer, what every store can hold.
 MAX_VERSION = 2**31 - 1
@@ -115,6 +121,34 @@ def validate_name(field_name: str, value: object) -> str:
             _VALID_NAMES.clear()
         _VALID_NAMES.add(value)
     return value
+
+
+def validate_text(field_name: str, value: object, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """Return ``value`` if it is acceptable free text (such as ``disabled_reason``), else
+    raise :class:`InvalidName` naming ``field_name``.
+
+    The one rule for free text, from the CLI and the API alike: a ``str`` of at most
+    ``max_length`` characters, with no control character (C0 including ESC and new
+    lines, DEL, C1), no line or paragraph separator and no surrogate (so it is valid
+    UTF-8: a lone surrogate from a JSON body or ``surrogateescape``-decoded bytes from
+    argv is refused here, not by the store's encoder).
+    """
+    if not isinstance(value, str):
+        raise InvalidName(field_name, value, "must be a string")
+    if len(value) > max_length:
+        raise InvalidName(field_name, value[:32] + "...", f"longer than {max_length} characters")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        char = bad.group()
+        what = "a surrogate (not valid UTF-8)" if "\ud800" <= char <= "\udfff" else "a control character"
+        raise InvalidName(field_name, value, f"contains {what} {bad.group()!r}")
+    return value
+
+
+def escape_text(value: str) -> str:
+    """``value`` with the characters :func:`validate_text` refuses shown as escapes, for a
+    terminal: text stored before the rule (or written around it) cannot drive it."""
+    return _FORBIDDEN.sub(lambda m: repr(m.group())[1:-1], value)
 
 
 def validate_version(value: object) -> int:

@@ -14,11 +14,13 @@ from dataclasses import dataclass, fields, replace
 from sg.errors import ConfigError
 
 __all__ = [
+    "MAX_BACKOFF_EXPONENT",
     "MIN_DOWN_TIME_FACTOR",
     "MIN_REPORT_INTERVAL",
     "MIN_TIMEOUT",
     "TIMING_NAMES",
     "Timings",
+    "capped_backoff",
     "parse_duration",
 ]
 
@@ -33,6 +35,19 @@ MIN_TIMEOUT = 0.05
 #: The longest duration accepted anywhere, in seconds (one year): larger numbers
 #: are typos, and memcached would read a large expiry as an absolute time.
 MAX_DURATION = 365 * 24 * 3600.0
+
+
+#: The largest exponent any backoff uses: ``2**62`` is far past every cap, and an
+#: uncapped ``base * 2**attempt`` overflows a float at attempt 1,024 (ZooKeeper's
+#: reconnect loop died of it after 13 minutes of refused connections).
+MAX_BACKOFF_EXPONENT = 62
+
+
+def capped_backoff(attempt: int, *, base: float, cap: float) -> float:
+    """``base * 2**attempt`` seconds, at most ``cap``; the exponent is capped too, so any
+    number of attempts gives a finite delay and never raises."""
+    exponent = min(max(attempt, 0), MAX_BACKOFF_EXPONENT)
+    return min(cap, base * 2.0**exponent)
 
 
 def _duration(name: str, value: object, floor: float) -> float:

@@ -136,7 +136,7 @@ def _http(url: str) -> HttpCheck:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected http:http://HOST[:PORT]/PATH (or https://)")
     if port == 0 or any(ch.isspace() for ch in url):
-        raise ValueError(f"malformed URL {url!r}")
+        raise ValueError(f"malformed URL {redact_url(url)!r}")
     return HttpCheck(url)
 
 

@@ -14,9 +14,10 @@ import contextlib
 import os
 import signal
 import ssl
+import stat
 import subprocess
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteStream, Process
@@ -29,6 +30,9 @@ __all__ = ["Check", "build_check"]
 OUTPUT_LIMIT = 200
 #: Most bytes of an HTTP response read to find its status line.
 HTTP_HEAD_LIMIT = 16384
+#: What stays as it is in an http: check's path (RFC 3986 pchar and "/", with "%" so an
+#: already encoded URL is not encoded twice); anything else is percent-encoded.
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 class CheckFailed(Exception):
@@ -146,9 +150,11 @@ async def _http(spec: HttpCheck) -> None:
     tls = parts.scheme == "https"
     host = parts.hostname or ""
     port = parts.port or (443 if tls else 80)
-    path = parts.path or "/"
+    # The request line and Host header are ASCII: percent-encode the path and query
+    # from UTF-8 (keeping what is already encoded) and IDNA-encode a non-ASCII host.
+    path = quote(parts.path or "/", safe=_URL_SAFE)
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + quote(parts.query, safe=_URL_SAFE + "?")
     stream: ByteStream
     if tls:
         # Many servers close TLS without close_notify; the status line is all we need.
@@ -159,6 +165,8 @@ async def _http(spec: HttpCheck) -> None:
         stream = await anyio.connect_tcp(host, port)
     async with stream:
         netloc = parts.netloc.rpartition("@")[2]
+        if not netloc.isascii():
+            netloc = host.encode("idna").decode("ascii") + (f":{parts.port}" if parts.port else "")
         auth = ""
         if parts.username is not None:
             token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -167,7 +175,7 @@ async def _http(spec: HttpCheck) -> None:
             f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\n{auth}User-Agent: sg-agent\r\n"
             "Connection: close\r\n\r\n"
         )
-        await stream.send(request.encode("latin-1"))
+        await stream.send(request.encode("ascii"))
         head = bytearray()
         while b"\r\n" not in head and len(head) < HTTP_HEAD_LIMIT:
             try:
@@ -193,24 +201,48 @@ def _process_state(pid: int) -> str | None:
     return after[0] if after else None
 
 
-async def _pidfile(spec: PidfileCheck) -> None:
+#: Most bytes read of a pid file: a pid is a few digits.
+PIDFILE_LIMIT = 4096
+
+
+def _read_pidfile(path: str) -> str:
+    """Read a pid file, in a worker thread. ``O_NONBLOCK`` makes a FIFO open (and read
+    empty) at once instead of waiting for a writer; anything but a regular file is
+    refused. A hung network file system can still block this thread, never the loop:
+    the caller abandons it at the check's timeout."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     try:
-        # A pid file is a few bytes on a local file system: no thread hop for that.
-        text = Path(spec.path).read_text()  # noqa: ASYNC240
-    except FileNotFoundError as exc:
-        raise CheckFailed("pid file does not exist") from exc
-    token = text.split()[0] if text.split() else ""
-    if not token.isdigit() or int(token) <= 0:
-        raise CheckFailed(f"no pid in the file (read {text[:40]!r})")
-    pid = int(token)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CheckFailed("pid file is not a regular file")
+        return os.read(fd, PIDFILE_LIMIT).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _pid_state(pid: int) -> str | None:
+    """``os.kill(pid, 0)`` then the process state, in a worker thread (``/proc`` reads)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError as exc:
         raise CheckFailed(f"process {pid} is not running") from exc
     except PermissionError:
         # It exists but belongs to another user: alive.
-        return
-    if _process_state(pid) in ("Z", "X"):
+        return None
+    return _process_state(pid)
+
+
+async def _pidfile(spec: PidfileCheck) -> None:
+    # No file I/O on the event loop: a FIFO or a hung NFS file would stop every
+    # heartbeat and SIGTERM. abandon_on_cancel lets the check's timeout end the wait.
+    try:
+        text = await anyio.to_thread.run_sync(_read_pidfile, spec.path, abandon_on_cancel=True)
+    except FileNotFoundError as exc:
+        raise CheckFailed("pid file does not exist") from exc
+    token = text.split()[0] if text.split() else ""
+    if not token.isdigit() or int(token) <= 0:
+        raise CheckFailed(f"no pid in the file (read {text[:40]!r})")
+    pid = int(token)
+    if await anyio.to_thread.run_sync(_pid_state, pid, abandon_on_cancel=True) in ("Z", "X"):
         raise CheckFailed(f"process {pid} has exited (zombie)")
 
 

@@ -54,7 +54,7 @@ from sg.api.auth import AuthCheck
 from sg.api.errors import ROUTE_KEY
 from sg.errors import BackendUnavailable, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
-from sg.model import DEFAULT_ZONE, Actor, Service, ServiceStatus, validate_name
+from sg.model import DEFAULT_ZONE, Actor, Service, ServiceStatus, validate_name, validate_text
 
 __all__ = [
     "DEFAULT_ZONE",
@@ -207,6 +207,11 @@ def _update_fields(body: dict[str, Any]) -> tuple[str | None, str | None, bool |
             raise NovaError(400, f"Specifying 'disabled_reason' with status '{status}' is invalid.")
         if not isinstance(reason, str) or not 1 <= len(reason) <= MAX_REASON_LENGTH:
             raise NovaError(400, f"disabled_reason must be a string of 1 to {MAX_REASON_LENGTH} characters")
+        try:
+            # The model's one free-text rule, as on /v1 and in sgctl.
+            validate_text("disabled_reason", reason, MAX_REASON_LENGTH)
+        except InvalidName as exc:
+            raise NovaError(400, str(exc)) from None
     forced_down = body.get("forced_down")
     if "forced_down" in body and not isinstance(forced_down, bool):
         raise NovaError(400, "forced_down must be true or false")
@@ -301,11 +306,14 @@ class OsServices:
         service_id = _service_id(request)
         status, reason, forced_down = _update_fields(await _json_object(request))
         key = (await self.group.get_by_uuid(service_id)).service.key
-        actor = self._actor(request)
-        if status is not None:
-            await self.group.set_disabled(key, status == "disabled", reason, actor=actor)
-        if forced_down is not None:
-            await self.group.set_forced_down(key, forced_down, actor=actor)
+        # One store write for both changes (and their audit rows): never half a change.
+        await self.group.update_admin(
+            key,
+            disabled=None if status is None else status == "disabled",
+            reason=reason,
+            forced_down=forced_down,
+            actor=self._actor(request),
+        )
         log.info(
             "service_updated",
             host=key.host,

@@ -26,7 +26,7 @@ from sg.api.metrics import ApiMetrics
 from sg.api.openapi import API_FIELDS, MAX_REASON_LENGTH
 from sg.errors import BackendUnavailable
 from sg.group import ServiceGroup
-from sg.model import Actor, ServiceStatus, validate_name
+from sg.model import Actor, ServiceStatus, validate_name, validate_text
 
 __all__ = [
     "Context",
@@ -173,21 +173,21 @@ async def update_service(request: Request, ctx: Context) -> Response:
             raise ApiError(
                 400, "disabled_reason may only be given with status 'disabled'", field="disabled_reason"
             )
-        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH):
-            raise ApiError(
-                400,
-                f"disabled_reason must be a string of at most {MAX_REASON_LENGTH} characters",
-                field="disabled_reason",
-            )
+        if reason is not None:
+            # The model's one free-text rule (length, control characters, surrogates):
+            # InvalidName is a 400 naming the field.
+            validate_text("disabled_reason", reason, MAX_REASON_LENGTH)
     forced_down = body.get("forced_down")
     if "forced_down" in body and not isinstance(forced_down, bool):
         raise ApiError(400, "forced_down must be true or false", field="forced_down")
     key = (await ctx.group.get_by_uuid(uuid)).service.key
-    actor = actor_of(request, ctx)
-    if status is not None:
-        await ctx.group.set_disabled(key, status == "disabled", reason, actor=actor)
-    if isinstance(forced_down, bool):
-        await ctx.group.set_forced_down(key, forced_down, actor=actor)
+    await ctx.group.update_admin(
+        key,
+        disabled=None if status is None else status == "disabled",
+        reason=reason,
+        forced_down=forced_down if isinstance(forced_down, bool) else None,
+        actor=actor_of(request, ctx),
+    )
     log.info("service_updated", host=key.host, binary=key.binary, status=status, forced_down=forced_down)
     return JSONResponse({"service": service_json(await ctx.group.get_by_uuid(uuid))})
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from sg.model import MAX_NAME_LENGTH
+from sg.model import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 
 class DocumentedRoute(Protocol):
@@ -72,8 +72,8 @@ API_FIELDS = (
     "check_failure",
 )
 
-#: Longest ``disabled_reason`` accepted (Nova's column is 255 characters).
-MAX_REASON_LENGTH = 255
+#: Longest ``disabled_reason`` accepted: the model's one rule for free text.
+MAX_REASON_LENGTH = MAX_TEXT_LENGTH
 
 #: The schema of a host, binary or topic name.
 NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}

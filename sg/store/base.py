@@ -135,6 +135,21 @@ class Store(Protocol):
         With ``actor``, the change and its audit row (``force_down``/``force_up``) commit together."""
         ...
 
+    async def update_admin(
+        self,
+        key: ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+        actor: Actor | None = None,
+    ) -> Service:
+        """Change ``disabled`` (``reason`` kept only while disabled) and ``forced_down``
+        atomically, in one write; ``None`` leaves that flag as it is. Raise
+        :class:`~sg.errors.NotFound` if absent; never touches ``updated_at``. With
+        ``actor``, each change and its audit row commit together."""
+        ...
+
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record why the service's local health check failed (``None`` clears it), cut to
         :data:`MAX_CHECK_FAILURE` characters; never touches ``updated_at``.

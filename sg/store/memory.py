@@ -230,6 +230,29 @@ class MemoryStore:
         self._record(new, "force_down" if forced_down else "force_up", actor, None)
         return new
 
+    async def update_admin(
+        self,
+        key: ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+        actor: Actor | None = None,
+    ) -> Service:
+        """Change ``disabled`` (with its reason) and ``forced_down`` at once; ``None``
+        leaves that flag as it is. With ``actor``, audited."""
+        changes: dict[str, object] = {}
+        if disabled is not None:
+            changes.update(disabled=disabled, disabled_reason=reason if disabled else None)
+        if forced_down is not None:
+            changes["forced_down"] = forced_down
+        new = self._change(key, **changes)
+        if disabled is not None:
+            self._record(new, "disable" if disabled else "enable", actor, new.disabled_reason)
+        if forced_down is not None:
+            self._record(new, "force_down" if forced_down else "force_up", actor, None)
+        return new
+
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record or clear the failed check's reason."""
         if key not in self._records.rows:

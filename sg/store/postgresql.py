@@ -10,9 +10,15 @@ option        default                  meaning
 ``pool_max``  10                       most connections (an integer >= pool_min, >= 1)
 ``timeout``   ``store_timeout`` (5 s)  asyncpg's connect and command timeouts; also
                                        bounds close()
+``sslmode``   (libpq's)                one of disable, allow, prefer, require,
+                                       verify-ca, verify-full
 anything      (none)                   passed to asyncpg/libpq as given
-else                                   (``sslmode=verify-full``, ...)
+else                                   (``options=...``, ...)
 ============  =======================  ============================================
+
+Every port must be a number from 1 to 65535. A malformed URL, port or option is a
+:class:`~sg.errors.ConfigError` naming it, when the URL is parsed, not a traceback
+at the first connection.
 
 ``updated_at`` is ``clock_timestamp()``, the server's wall clock at the moment of
 the write (``now()`` would be the start of the transaction). Ages are computed in
@@ -34,7 +40,7 @@ import anyio
 import asyncpg
 
 from sg.errors import ConfigError
-from sg.redact import redact_url
+from sg.redact import password_misparsed, redact_url
 from sg.store.sql import Connection, Dialect, SQLStore, url_seconds
 from sg.timings import Timings
 
@@ -51,6 +57,9 @@ DIALECT = Dialect(
     epoch_of="EXTRACT(EPOCH FROM {})::float8",
     numbered=True,
 )
+
+#: The ``sslmode`` values asyncpg accepts (libpq's list).
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 #: Serialises schema creation between agents that start at the same moment.
 MIGRATION_LOCK = 0x5347_0001
@@ -72,11 +81,32 @@ class PostgresURL:
         )
 
 
+def _check_ports(shown: str, hosts: str, misparsed: bool) -> None:
+    """Each ``host[:port]`` of a (comma-separated) host list has a port of 1-65535, if any.
+    When the "port" may be part of a password (``misparsed``), it is not echoed."""
+    for hostport in hosts.split(","):
+        port = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
+        if ":" not in port:
+            continue
+        value = port.rpartition(":")[2]
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 65535):
+            if misparsed:
+                raise ConfigError(
+                    f"store URL {shown!r}: bad port; a password holding '#', '?' or '/' "
+                    "must be percent-encoded (%23, %3F, %2F)"
+                )
+            raise ConfigError(f"store URL {shown!r}: port must be a number from 1 to 65535, got {value!r}")
+
+
 def parse_url(url: str, default_timeout: float) -> PostgresURL:
     """Split our options (``pool_min``, ``pool_max``, ``timeout``) from those passed to
     asyncpg; :class:`ConfigError` naming the option when one is wrong."""
     shown = redact_url(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"store URL {shown!r} is malformed: {exc}") from exc
+    _check_ports(shown, parts.netloc.rpartition("@")[2], password_misparsed(url))
     if not parts.path.strip("/"):
         raise ConfigError(f"store URL {shown!r} names no database ('.../DBNAME')")
     timeout = default_timeout
@@ -92,6 +122,10 @@ def parse_url(url: str, default_timeout: float) -> PostgresURL:
                 pools[key] = int(value)
             except ValueError as exc:
                 raise ConfigError(f"store URL {shown!r}: {key} must be an integer, got {value!r}") from exc
+        elif key == "sslmode" and value not in SSLMODES:
+            raise ConfigError(
+                f"store URL {shown!r}: sslmode must be one of {', '.join(SSLMODES)}, got {value!r}"
+            )
         else:
             passthrough.append((key, value))
     pool_min, pool_max = pools["pool_min"], pools["pool_max"]

@@ -221,6 +221,13 @@ class Statements:
             f"UPDATE services SET disabled = ?, disabled_reason = ? WHERE {key} {returning}"
         )
         self.set_forced_down = p(f"UPDATE services SET forced_down = ? WHERE {key} {returning}")
+        # Both admin flags in one statement (a PUT changing both must not half-apply);
+        # a NULL leaves its column as it is.
+        self.update_admin = p(
+            "UPDATE services SET disabled = COALESCE(?, disabled), "
+            "disabled_reason = CASE WHEN ? THEN ? ELSE disabled_reason END, "
+            f"forced_down = COALESCE(?, forced_down) WHERE {key} {returning}"
+        )
         self.set_check_failure = p(f"UPDATE services SET check_failure = ? WHERE {key} RETURNING id")
         self.mark_left = p(f"UPDATE services SET has_left = {d.true} WHERE {key} RETURNING id")
         self.delete = p(f'DELETE FROM services WHERE {key} RETURNING id, uuid, host, "binary"')
@@ -267,6 +274,10 @@ class Statements:
         if clauses:
             sql += f" WHERE {' AND '.join(clauses)}"
         return p(sql + ' ORDER BY services.host, services."binary"')
+
+
+#: One audit row to write with a change: the action, who, and why.
+Audit = tuple[Action, Actor, str | None]
 
 
 def url_seconds(shown_url: str, option: str, value: str) -> float:
@@ -474,20 +485,21 @@ class SQLStore:
             return await conn.fetchone(sql, args)
 
     async def _audited(
-        self, what: str, sql: str, args: Sequence[object], audit: tuple[Action, Actor, str | None] | None
+        self, what: str, sql: str, args: Sequence[object], audit: Sequence[Audit] | Audit | None
     ) -> Any | None:
-        """Run one change; with ``audit`` (action, actor, why), record it in the same
-        transaction (the change's row gives the service's uuid, host and binary)."""
+        """Run one change; with ``audit`` (one or more (action, actor, why)), record them
+        in the same transaction (the change's row gives the service's uuid, host and binary)."""
+        audits: Sequence[Audit] = () if audit is None else [audit] if isinstance(audit[0], str) else audit  # type: ignore[list-item,assignment]
         async with self._session(what) as conn:
-            if audit is None:
+            if not audits:
                 return await conn.fetchone(sql, args)
-            action, actor, why = audit
             async with self.connector.transaction(conn):
                 row = await conn.fetchone(sql, args)
                 if row is not None:
-                    record = (str(row["uuid"]), row["host"], row["binary"], action, actor.name, actor.via)
-                    reason = actor.why if actor.why is not None else why
-                    await conn.execute(self.sql.record_action, (*record, reason))
+                    for action, actor, why in audits:
+                        record = (str(row["uuid"]), row["host"], row["binary"], action, actor.name, actor.via)
+                        reason = actor.why if actor.why is not None else why
+                        await conn.execute(self.sql.record_action, (*record, reason))
             return row
 
     async def _changed(
@@ -496,7 +508,7 @@ class SQLStore:
         sql: str,
         args: Sequence[object],
         key: ServiceKey,
-        audit: tuple[Action, Actor, str | None] | None = None,
+        audit: Sequence[Audit] | Audit | None = None,
     ) -> Service:
         row = await self._audited(what, sql, args, audit)
         if row is None:
@@ -648,6 +660,27 @@ class SQLStore:
         return await self._changed(
             "set_forced_down", self.sql.set_forced_down, (forced_down, *key), key, audit
         )
+
+    async def update_admin(
+        self,
+        key: ServiceKey,
+        *,
+        disabled: bool | None = None,
+        reason: str | None = None,
+        forced_down: bool | None = None,
+        actor: Actor | None = None,
+    ) -> Service:
+        """Change ``disabled`` (with its reason) and ``forced_down`` in one statement; a
+        ``None`` leaves that flag as it is. Never touches ``updated_at``. With ``actor``,
+        each change is audited in the same transaction."""
+        kept = reason if disabled else None
+        args = (disabled, disabled is not None, kept, forced_down, *key)
+        audits: list[Audit] = []
+        if actor is not None and disabled is not None:
+            audits.append(("disable" if disabled else "enable", actor, kept))
+        if actor is not None and forced_down is not None:
+            audits.append(("force_down" if forced_down else "force_up", actor, None))
+        return await self._changed("update_admin", self.sql.update_admin, args, key, audits)
 
     async def set_check_failure(self, key: ServiceKey, reason: str | None) -> bool:
         """Record or clear the failed check's reason (cut to :data:`MAX_CHECK_FAILURE`);

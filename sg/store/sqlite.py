@@ -8,6 +8,10 @@ option      default                  meaning
 ==========  =======================  ==============================================
 ``timeout`` ``store_timeout`` (5 s)  how long a writer waits for another process's
                                      lock (``busy_timeout``); also bounds close()
+``create``  ``true``                 ``false``: the file must exist; a reader (the
+                                     read-only ``sgctl`` commands) never creates it
+                                     or its directory, and a missing file is a
+                                     :class:`~sg.errors.ConfigError` naming it
 ==========  =======================  ==============================================
 
 One connection per store object: aiosqlite gives it one thread, so statements are
@@ -36,7 +40,7 @@ from sg.redact import redact_url
 from sg.store.sql import Connection, Dialect, SQLStore, url_seconds
 from sg.timings import Timings
 
-__all__ = ["DIALECT", "SQLiteConnector", "SQLiteStore", "parse_url"]
+__all__ = ["DIALECT", "SQLiteConnector", "SQLiteStore", "parse_create", "parse_url"]
 
 DIALECT = Dialect(
     serial_key="INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -51,11 +55,17 @@ DIALECT = Dialect(
 )
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def parse_url(url: str, default_timeout: float) -> tuple[str, float]:
     """The database path and ``timeout`` of a ``sqlite:`` URL; :class:`ConfigError` naming
-    the problem otherwise."""
+    the problem otherwise (``create`` is read by :func:`parse_create`)."""
     shown = redact_url(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"store URL {shown!r} is malformed: {exc}") from exc
     if parts.netloc:
         raise ConfigError(
             f"store URL {shown!r}: sqlite takes no host; use "
@@ -65,10 +75,25 @@ def parse_url(url: str, default_timeout: float) -> tuple[str, float]:
         raise ConfigError(f"store URL {shown!r} names no database file")
     timeout = default_timeout
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "create":
+            continue
         if key != "timeout":
-            raise ConfigError(f"store URL {shown!r}: unknown sqlite option {key!r} (known: timeout)")
+            raise ConfigError(f"store URL {shown!r}: unknown sqlite option {key!r} (known: timeout, create)")
         timeout = url_seconds(shown, key, value)
     return parts.path, timeout
+
+
+def parse_create(url: str) -> bool:
+    """The ``create`` option of a ``sqlite:`` URL (default true); :class:`ConfigError` if
+    it is not a boolean."""
+    create = True
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if key == "create":
+            if value.lower() not in _BOOLEANS:
+                shown = redact_url(url)
+                raise ConfigError(f"store URL {shown!r}: create must be true or false, got {value!r}")
+            create = _BOOLEANS[value.lower()]
+    return create
 
 
 class _Connection:
@@ -99,9 +124,10 @@ class SQLiteConnector:
     # is a bug of ours and must not read as an outage.
     faults: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, OSError)
 
-    def __init__(self, path: str, *, timeout: float) -> None:
+    def __init__(self, path: str, *, timeout: float, create: bool = True) -> None:
         self.path = path
         self.timeout = timeout
+        self.create = create
         self._db: aiosqlite.Connection | None = None
         self._lock = anyio.Lock()
 
@@ -118,9 +144,13 @@ class SQLiteConnector:
     async def _connect(self) -> aiosqlite.Connection:
         if self._db is not None:
             return self._db
-        if self.path != ":memory:":
+        if self.path == ":memory:":
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        elif self.create:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        else:
+            db = await self._connect_existing()
         try:
             db.row_factory = sqlite3.Row
             await db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
@@ -132,6 +162,23 @@ class SQLiteConnector:
             raise
         self._db = db
         return db
+
+    async def _connect_existing(self) -> aiosqlite.Connection:
+        """Open the file only if it exists (``mode=rw``: SQLite itself refuses to create
+        it, so a check-then-open race cannot create it either)."""
+        path = await anyio.Path(self.path).absolute()
+        missing = ConfigError(
+            f"sqlite database {str(path)!r} does not exist (check the store URL; "
+            "readers never create it, sg-agent does on its first start)"
+        )
+        if not await path.is_file():
+            raise missing
+        try:
+            return await aiosqlite.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            if not await path.exists():
+                raise missing from exc
+            raise
 
     def migration_lock(self, conn: Connection) -> AbstractAsyncContextManager[None]:
         """``BEGIN IMMEDIATE``: the write lock first, so two processes opening a new file
@@ -172,9 +219,10 @@ class SQLiteStore(SQLStore):
     @classmethod
     def from_url(cls, url: str, timings: Timings) -> Self:
         """A store for ``sqlite:///abs/path.db`` or ``sqlite:rel/path.db`` (``?timeout=S``,
-        default ``timings.store_timeout``), not yet open."""
+        default ``timings.store_timeout``; ``?create=false`` for a reader), not yet open."""
         path, timeout = parse_url(url, timings.store_timeout)
-        return cls(SQLiteConnector(path, timeout=timeout), timeout=timeout)
+        create = parse_create(url)
+        return cls(SQLiteConnector(path, timeout=timeout, create=create), timeout=timeout)
 
     @property
     def path(self) -> str:

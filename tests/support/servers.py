@@ -14,10 +14,13 @@ class HttpServer:
         self.status = 200
         #: When set, requests without this Authorization header get 401.
         self.authorization: str | None = None
+        #: The request targets received, in order.
+        self.paths: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                outer.paths.append(self.path)
                 allowed = (
                     outer.authorization is None or self.headers.get("Authorization") == outer.authorization
                 )

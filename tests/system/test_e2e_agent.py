@@ -197,7 +197,8 @@ def test_sgctl_reports_a_newer_schema_as_a_configuration_error(tmp_path: Path) -
     import sqlite3
 
     db = tmp_path / "services.db"
-    assert sgctl("--store", f"sqlite://{db}", "service", "list").returncode == 0
+    # sgctl never creates a database unless told to (issue 10, defect 14).
+    assert sgctl("--store", f"sqlite://{db}?create=true", "service", "list").returncode == 0
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO sg_schema (version) VALUES (99)")
     done = sgctl("--store", f"sqlite://{db}", "service", "list")

@@ -78,6 +78,7 @@ from aiozk.states import States
 
 from sg.drivers.zookeeper.url import DigestAuth
 from sg.errors import BackendUnavailable, translate_errors
+from sg.timings import capped_backoff
 
 __all__ = ["Created", "NodeStat", "ZooKeeperClient"]
 
@@ -228,7 +229,7 @@ class _Session(Session):  # type: ignore[misc]
         conn: _Connection | None = None
         while conn is None:
             if attempt:
-                delay = min(self.reconnect_cap, 0.05 * 2**attempt)
+                delay = capped_backoff(attempt, base=0.05, cap=self.reconnect_cap)
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
             attempt += 1
             for host, port in random.sample(self.hosts, len(self.hosts)):

@@ -259,14 +259,23 @@ class ZooKeeperDriver:
         await self.client.delete(self.member_path(member))
 
     async def members(self, services: Sequence[Service | Member]) -> Membership:
-        """One ``get_children`` per topic, concurrently; fails fast while disconnected."""
+        """One ``get_children`` per topic, concurrently; fails fast while disconnected.
+
+        A topic that cannot be read (a digest ACL the reader lacks, a fault) leaves its
+        services ``None`` (unknown), the others answered; only when no topic can be read
+        does it raise. Each task catches its own error: one escaping the task group
+        would arrive as an ``ExceptionGroup`` that no caller maps."""
         client = self.client
         self._fail_fast("members")
         topics = sorted({s.topic for s in services})
         children: dict[str, frozenset[str]] = {}
+        errors: list[BackendUnavailable] = []
 
         async def one(topic: str) -> None:
-            children[topic] = frozenset(await client.children(self.topic_path(topic)) or ())
+            try:
+                children[topic] = frozenset(await client.children(self.topic_path(topic)) or ())
+            except BackendUnavailable as exc:
+                errors.append(exc)
 
         if len(topics) == 1:
             await one(topics[0])  # the common case: no task group for one request
@@ -274,6 +283,10 @@ class ZooKeeperDriver:
             async with anyio.create_task_group() as tg:
                 for topic in topics:
                     tg.start_soon(one, topic)
+        if errors and len(errors) == len(topics):
+            raise errors[0]
+        if errors:
+            log.warning("zookeeper_topics_unreadable", count=len(errors), error=str(errors[0]))
         self._seen.update(children)
         # Once per service of a listing: the key and node name come from a bounded memo
         # (encoding the two names was most of the call beside aiozk's decode).
@@ -287,7 +300,11 @@ class ZooKeeperDriver:
             if found is None:
                 key = ServiceKey(s.host, s.binary)
                 found = names[ident] = (key, member_name(key))
-            result[found[0]] = True if found[1] in children[s.topic] else self._missing(s)
+            names_in_topic = children.get(s.topic)
+            if names_in_topic is None:
+                result[found[0]] = None  # its topic could not be read: cannot tell
+            else:
+                result[found[0]] = True if found[1] in names_in_topic else self._missing(s)
         return result
 
     @property

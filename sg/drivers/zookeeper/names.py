@@ -27,8 +27,10 @@ def allowed_in_name(ch: str) -> bool:
     if ch in _SAFE_ASCII:
         return True
     code = ord(ch)
-    # ZooKeeper rejects these ranges in node names (PathUtils.validatePath).
-    return code >= 0xA0 and not 0xD800 <= code <= 0xF8FF and not 0xFFF0 <= code <= 0xFFFF
+    # ZooKeeper rejects these ranges in node names (PathUtils.validatePath). It checks
+    # Java's UTF-16 chars, so a character above U+FFFF is a surrogate pair there and
+    # rejected too (BadArguments on every beat): those are encoded as well.
+    return 0xA0 <= code <= 0xFFFF and not 0xD800 <= code <= 0xF8FF and not 0xFFF0 <= code <= 0xFFFF
 
 
 @functools.lru_cache(maxsize=65536)

@@ -105,6 +105,13 @@ def parse_url(url: str) -> ZooKeeperOptions:
     except ValueError as exc:
         raise ConfigError(f"driver URL {shown!r} is malformed: {exc}") from None
     hosts = parts.netloc
+    if "@" in hosts:
+        # ZooKeeper has no URL credentials: aiozk would take "user:pass@host" as a host
+        # name and put it (the password included) in every log line and verdict detail.
+        raise ConfigError(
+            f"driver URL {shown!r}: zookeeper takes no user:password@ in the URL; "
+            "use ?auth=digest:USER:SECRET"
+        )
     if not hosts:
         raise ConfigError(f"driver URL {shown!r}: no ZooKeeper servers; use 'zookeeper://host:2181/chroot'")
     for server in hosts.split(","):

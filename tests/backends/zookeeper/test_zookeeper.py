@@ -471,3 +471,82 @@ async def test_a_member_missing_right_after_a_reconnection_reads_recovering(tmp_
                 interval * 1.5 + 2.0,
                 "down after the window",
             )
+
+
+# -- reconnect backoff (issue 10, defect 1) ------------------------------------------------
+
+
+async def test_reconnects_after_more_than_1024_failed_attempts() -> None:
+    """aiozk's repair loop calls our find_server; an uncapped ``0.05 * 2**attempt``
+    raised OverflowError at attempt 1,024 and the session never came back."""
+    with start_zookeeper() as server:
+        driver = ZooKeeperDriver.from_url(
+            server.url("backoff", session_timeout=2, reconnect_max=0.002), Timings(driver_timeout=3)
+        )
+        await driver.open()
+        try:
+            session = driver.client.session
+            attempts = 0
+            connect = session.make_connection
+
+            async def counted(host: str, port: str | int) -> Any:
+                nonlocal attempts
+                attempts += 1
+                return await connect(host, port)
+
+            session.make_connection = counted
+            server.stop()
+            await eventually(lambda: current(lambda: attempts), lambda n: n > 1100, 60, "1,100 attempts")
+            server.start()
+            await eventually(lambda: current(lambda: driver.connected), bool, 30, "reconnected")
+            with anyio.fail_after(3):
+                await driver.ping()
+        finally:
+            await driver.close()
+
+
+@pytest.mark.parametrize("name", ["🚀", "a\U00010000b", "\U0010fffd" * 3])
+def test_names_above_the_bmp_are_encoded(name: str) -> None:
+    """ZooKeeper validates UTF-16 chars: a supplementary character is a surrogate pair
+    there and refused (issue 10, defect 2)."""
+    encoded = encode_name(name)
+    assert all(ord(ch) <= 0xFFFF for ch in encoded), encoded
+    assert decode_name(encoded) == name
+
+
+async def test_a_topic_the_reader_may_not_read_is_unknown_the_rest_true(
+    tmp_path: Path, sg_zookeeper: ZooKeeperServer
+) -> None:
+    """A digest ACL on one topic made the listing raise a raw ExceptionGroup (issue 10,
+    defect 6): /v1/services and /metrics answered 500, sgctl printed a traceback."""
+    from aiozk import ACL
+
+    chroot = f"unreadable-{time.monotonic_ns()}"
+    owner = ZooKeeperDriver.from_url(
+        sg_zookeeper.url(chroot, session_timeout=2, auth="digest:sg:owner-secret"), Timings(driver_timeout=3)
+    )
+    readable, locked = Member("h1", "sg-a", "open"), Member("h2", "sg-b", "locked")
+    await owner.open()
+    try:
+        async with ServiceGroup.from_urls(
+            f"sqlite://{tmp_path}/s.db",
+            sg_zookeeper.url(chroot, session_timeout=2),
+            report_interval=REPORT_INTERVAL,
+            service_down_time=SERVICE_DOWN_TIME,
+            driver_timeout=3.0,
+        ) as reader:
+            for member in (readable, locked):
+                await reader.store.register(member)
+                await reader.store.beat(member.key)
+                await owner.join(member)
+            assert owner.options.auth is not None
+            only_owner = [ACL.make("digest", owner.options.auth.acl_id, True, True, True, True, True)]
+            await owner.client.raw.set_acl(owner.topic_path("locked"), only_owner, force=True)
+            by_host = {s.service.host: s.verdict for s in await reader.list()}
+            assert (by_host["h1"].state, by_host["h1"].reason) == ("up", "ok")
+            assert (by_host["h2"].state, by_host["h2"].reason) == ("unknown", "driver_unreachable")
+            verdict = await reader.verdict(locked)
+            assert (verdict.state, verdict.reason) == ("unknown", "driver_unreachable")
+            assert "not authorised" in (verdict.detail or "")
+    finally:
+        await owner.close()
