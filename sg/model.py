@@ -416,9 +416,9 @@ def service_from_row(
     created_at: datetime | None,
     updated_at: datetime | None,
     check_failure: str | None,
+    driver: str | None,
+    zone: str,
     age: float | None,
-    driver: str | None = None,
-    zone: str = DEFAULT_ZONE,
 ) -> Service:
     """A :class:`Service` equal to ``Service(host=..., ...)`` with the same checks of
     its names and version, built faster (positional values, in the order of the

@@ -280,6 +280,15 @@ class Statements:
 Audit = tuple[Action, Actor, str | None]
 
 
+def _audits(audit: Sequence[Audit] | Audit | None) -> Sequence[Audit]:
+    """One audit row or several, as a sequence (an ``Audit`` starts with its action)."""
+    if audit is None:
+        return ()
+    if audit and isinstance(audit[0], str):
+        return [audit]  # type: ignore[list-item]
+    return audit  # type: ignore[return-value]
+
+
 def url_seconds(shown_url: str, option: str, value: str) -> float:
     """A store URL option in seconds: a positive finite number, else :class:`ConfigError`."""
     try:
@@ -394,9 +403,9 @@ def row_to_service(row: Any) -> Service:
         to_datetime(created_at),
         to_datetime(updated_at),
         check_failure,
-        None if age is None else float(age),
         driver,
         zone,
+        None if age is None else float(age),
     )
 
 
@@ -489,7 +498,7 @@ class SQLStore:
     ) -> Any | None:
         """Run one change; with ``audit`` (one or more (action, actor, why)), record them
         in the same transaction (the change's row gives the service's uuid, host and binary)."""
-        audits: Sequence[Audit] = () if audit is None else [audit] if isinstance(audit[0], str) else audit  # type: ignore[list-item,assignment]
+        audits = _audits(audit)
         async with self._session(what) as conn:
             if not audits:
                 return await conn.fetchone(sql, args)

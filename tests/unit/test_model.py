@@ -35,6 +35,8 @@ FIELDS = dict(
     created_at=STAMP,
     updated_at=STAMP,
     check_failure="pidfile: gone",
+    driver="zookeeper",
+    zone="az-1",
     age=1.25,
 )
 #: The store's column order (sg.store.sql.COLUMNS, then age).
@@ -53,6 +55,8 @@ ORDER = [
     "created_at",
     "updated_at",
     "check_failure",
+    "driver",
+    "zone",
     "age",
 ]
 
