@@ -416,7 +416,14 @@ class ServiceGroup:
         Returns after the first beat attempt (``hb.ready`` is set once one succeeds);
         on exit the service leaves, so it reads ``down`` at once.
         """
-        hb = self.heartbeat(Member(host or socket.gethostname(), binary, topic, version))
+        async with self.join_member(Member(host or socket.gethostname(), binary, topic, version)) as hb:
+            yield hb
+
+    @asynccontextmanager
+    async def join_member(self, member: Member) -> AsyncIterator[Heartbeat]:
+        """:meth:`join` for a whole :class:`~sg.model.Member` (its zone, whether a new
+        record starts enabled)."""
+        hb = self.heartbeat(member)
         async with anyio.create_task_group() as tg:
             await tg.start(hb.run)
             try:

@@ -53,6 +53,8 @@ def api_row(status: ServiceStatus) -> dict[str, Any]:
         "forced_down": s.forced_down,
         "version": s.version,
         "check_failure": s.check_failure,
+        "zone": s.zone,
+        "driver": s.driver,
     }
 
 

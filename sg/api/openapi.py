@@ -70,6 +70,8 @@ API_FIELDS = (
     "forced_down",
     "version",
     "check_failure",
+    "zone",
+    "driver",
 )
 
 #: Longest ``disabled_reason`` accepted: the model's one rule for free text.
@@ -194,6 +196,13 @@ _BASE: dict[str, Any] = {
                         "nullable": True,
                         "description": "Why the agent's local health check failed, while it holds "
                         "the service down (reason check_failed).",
+                    },
+                    "zone": {"type": "string", "description": "The availability zone it reports."},
+                    "driver": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "The liveness driver it beats through (during a driver roll "
+                        "each record is judged by its own); null for records from before it was kept.",
                     },
                 },
                 "required": list(API_FIELDS),

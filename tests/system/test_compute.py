@@ -23,7 +23,6 @@ from sg.api.settings import ApiSettings
 from sg.config import Settings
 from sg.errors import NotFound
 from sg.group import ServiceGroup
-from sg.heartbeat import Heartbeat
 from sg.model import Member, ServiceKey
 from tests.support.interop import require_tool, serve
 from tests.support.processes import BIN
@@ -48,32 +47,20 @@ class Cloud:
 
 
 @asynccontextmanager
-async def joined(group: ServiceGroup, member: Member) -> AsyncIterator[Heartbeat]:
-    """``group.join`` for a whole Member (its zone too)."""
-    hb = group.heartbeat(member)
-    async with anyio.create_task_group() as tg:
-        await tg.start(hb.run)
-        try:
-            yield hb
-        finally:
-            tg.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[Cloud]:
     """c1 and ctl-1 up (beating in this process), c2 down (it left). A context manager,
     not a fixture: its task groups must be entered and left by the test's own task."""
     async with ServiceGroup.from_urls(
         f"sqlite://{tmp_path}/services.db", report_interval=REPORT_INTERVAL, service_down_time=DOWN_TIME
     ) as group:
-        async with joined(group, Member(C2.host, C2.binary, "compute", zone="nova")):
+        async with group.join_member(Member(C2.host, C2.binary, "compute", zone="nova")):
             pass
         # sg-api itself: the os-services routes come from its one route table.
         api = ApiSettings(tokens=(TOKEN,), token_names=("ops-team",), open_reads=True)
         app = create_app(Settings(), api, group=group)
         check = app.state.context.auth
         async with (
-            joined(group, Member(C1.host, C1.binary, "compute", zone="nova")) as c1,
+            group.join_member(Member(C1.host, C1.binary, "compute", zone="nova")) as c1,
             group.join(CTL.binary, "scheduler", host=CTL.host) as ctl,
             serve(app) as url,
         ):
