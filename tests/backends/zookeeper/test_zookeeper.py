@@ -127,33 +127,6 @@ def test_secret_is_never_shown() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "a/b",
-        "..",
-        ".",
-        "...",
-        "a\x00b",
-        "%2F",
-        "a:b",
-        "host with spaces",
-        "ünïcødé-主机",
-        "x" * 255,
-        "\ue000\uffff",
-    ],
-)
-def test_names_encode_safely_and_decode_exactly(name: str) -> None:
-    encoded = encode_name(name)
-    assert "/" not in encoded
-    assert "\x00" not in encoded
-    assert encoded not in (".", "..")
-    assert ":" not in encoded
-    assert decode_name(encoded) == name
-    key = ServiceKey(name, name)
-    assert parse_member_name(member_name(key)) == key
-
-
 # -- members on a real ZooKeeper ---------------------------------------------------------
 
 
