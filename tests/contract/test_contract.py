@@ -360,3 +360,57 @@ async def test_driver_meets_the_protocol_and_answers_ping(group: ServiceGroup) -
     with anyio.fail_after(group.timings.driver_timeout):
         await group.driver.ping()
     assert await group.ping() == {"store": None, "driver": None}
+
+
+async def test_a_failing_gate_holds_the_service_down_and_the_member_leaves_at_once(
+    group: ServiceGroup,
+) -> None:
+    """A health-gated heartbeat, on every driver: a failed check records its reason and
+    removes the driver member in the same round; a passing check joins again."""
+    failure: str | None = None
+
+    async def gate() -> str | None:
+        return failure
+
+    leaves = 0
+    real_leave = group.driver.leave
+
+    async def counted_leave(member: Member) -> None:
+        nonlocal leaves
+        leaves += 1
+        await real_leave(member)
+
+    group.driver.leave = counted_leave  # type: ignore[method-assign]
+    hb = group.heartbeat(spec(), gate=gate)  # rounds only when told
+    key = hb.member.key
+
+    async def held() -> bool:
+        return (await group.driver.members([hb.member]))[key]
+
+    assert await hb.round_once()
+    assert (await group.get(*key)).is_up
+    assert await held()
+
+    failure = "tcp:127.0.0.1:1: Connection refused"
+    assert await hb.round_once()
+    status = await group.get(*key)
+    assert (status.verdict.state, status.verdict.reason, status.verdict.detail) == (
+        "down",
+        "check_failed",
+        failure,
+    )
+    assert hb.check_failure == failure
+    if group.driver.name != "db":  # db holds no member; the record above says it all
+        assert await held() is False, "the member must leave in the failing round"
+    assert leaves == 1
+    assert await hb.round_once()
+    assert leaves == 1, "a held service leaves once, not once per round"
+    assert (await group.get(*key)).verdict.reason == "check_failed"
+
+    failure = None
+    assert await hb.round_once()
+    status = await group.get(*key)
+    assert status.is_up
+    assert status.service.check_failure is None
+    assert hb.check_failure is None
+    assert await held()
