@@ -6,14 +6,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from sg import ServiceGroup
 from sg.model import Member, ServiceKey
 from sg.store import sqlite as sqlite_store
 from sg.store.base import MAX_CHECK_FAILURE
 from sg.store.memory import MemoryStore
 from sg.store.sql import SCHEMA_VERSION, migrations
+from sg.testing.plugin import import_extra
 from tests.support.waiting import eventually
 
 KEY = ServiceKey("h1", "sg-web")
@@ -116,7 +115,7 @@ async def test_sqlite_schema_1_is_migrated_to_2_on_open(tmp_path: Path) -> None:
 
 
 async def test_postgres_schema_1_is_migrated_to_2_on_open(sg_postgres_url: str) -> None:
-    asyncpg = pytest.importorskip("asyncpg")
+    asyncpg = import_extra("asyncpg", "postgres")
     from sg.store import postgresql as postgres_store
 
     conn = await asyncpg.connect(sg_postgres_url, timeout=10)

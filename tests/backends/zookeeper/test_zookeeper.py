@@ -23,7 +23,6 @@ from sg.backends import load_backend_class
 from sg.drivers.zookeeper import (
     ZooKeeperDriver,
     decode_name,
-    encode_name,
     member_name,
     parse_member_name,
     parse_url,
