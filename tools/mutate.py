@@ -74,9 +74,9 @@ class Run:
     fast: bool = False
 
 
-# Contract tests on SQLite + the db driver: the tier that runs the heartbeat, group and
+# Contract tests on SQLite + the db driver (and the API suite on memory://): the tier that runs the heartbeat, group and
 # SQL store against a real database, without servers to start per mutant.
-_SQLITE_DB = ["-k", "sqlite and db and not postgres"]
+_SQLITE_DB = ["-k", "not postgres and not memcached and not zookeeper"]
 
 RUNS: dict[str, Run] = {
     "fast": Run(
@@ -103,7 +103,10 @@ RUNS: dict[str, Run] = {
             "tests/contract/test_contract.py",
             "tests/contract/test_check_failure_store.py",
             "tests/contract/test_embedding.py",
+            "tests/contract/test_api.py",
+            "tests/contract/test_check_failure_api.py",
             "tests/backends/sql/test_sql_store.py",
+            "tests/backends/sql/test_outage.py",
         ],
         _SQLITE_DB,
     ),
