@@ -100,6 +100,8 @@ RUNS: dict[str, Run] = {
     "live": Run(
         {"sg/heartbeat.py": 80.0, "sg/group.py": 80.0, "sg/store/sql.py": 80.0},
         [
+            "tests/unit/test_heartbeat.py",
+            "tests/unit/test_group.py",
             "tests/contract/test_contract.py",
             "tests/contract/test_check_failure_store.py",
             "tests/contract/test_embedding.py",
