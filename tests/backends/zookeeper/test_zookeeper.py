@@ -28,7 +28,7 @@ from sg.drivers.zookeeper import (
     parse_url,
 )
 from sg.errors import BackendUnavailable, ConfigError
-from sg.model import Member, ServiceEvent, ServiceKey
+from sg.model import Member, ServiceEvent, ServiceKey, ServiceStatus
 from sg.redact import redact_url
 from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import free_port
@@ -342,8 +342,19 @@ async def test_watch_is_pushed_join_and_leave_within_1s(tmp_path: Path, sg_zooke
         group_for(tmp_path, sg_zookeeper_url) as other,
         anyio.create_task_group() as tg,
     ):
+        listed = anyio.Event()
+        real_list = watching.list
+
+        async def list_and_tell(**kwargs: Any) -> list[ServiceStatus]:
+            result = await real_list(**kwargs)
+            listed.set()
+            return result
+
+        watching.list = list_and_tell  # type: ignore[method-assign]
         tg.start_soon(watcher, watching)
-        await anyio.sleep(0.3)  # let the watcher take its first (empty) listing
+        # Wait for the watcher's first (empty) listing; from then on a join is pushed.
+        with anyio.fail_after(5):
+            await listed.wait()
         assert events == []
         joined = time.monotonic()
         async with other.join("sg-compute", "compute", host="host-1"):
