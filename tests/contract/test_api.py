@@ -580,7 +580,7 @@ async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
 
 
 async def test_invented_methods_and_paths_do_not_grow_metrics(mem_client: httpx.AsyncClient) -> None:
-    """Label sets are closed: a mem_client inventing methods and paths adds no series to /metrics."""
+    """Label sets are closed: a client inventing methods and paths adds no series to /metrics."""
 
     async def metrics_size() -> int:
         r = await mem_client.get("/metrics", headers=AUTH)
