@@ -4,9 +4,11 @@ verdicts of unreachable backends, delete's refusals, min_version over unknowns."
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
@@ -192,6 +194,7 @@ async def test_min_version_over_up_services_and_unknowns(
     await up(group, member("b", 5))
     await up(group, member("c", 3))
     await group.leave(member("c", 3))
+    assert await group.heartbeat(Member("z", "other-binary", "web", 1)).beat_once()  # not counted
     assert await group.min_version("sg-web") == 3
     assert await group.min_version("sg-web", only_up=True) == 5
     monkeypatch.setattr(group.driver, "members", unreachable("driver"))
@@ -202,3 +205,81 @@ async def test_min_version_over_up_services_and_unknowns(
         await group.min_version("sg-web", only_up=True)
     assert info.value.backend == "memory"
     assert await group.min_version("sg-web") == 3
+
+
+async def _hang(*args: Any, **kwargs: Any) -> Any:
+    await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize(
+    ("backend", "method", "what", "call"),
+    [
+        ("store", "get", "get", lambda g, m: g.get(m.host, m.binary)),
+        ("store", "get_by_uuid", "get", lambda g, m: g.get_by_uuid("u-1")),
+        ("store", "list", "list", lambda g, m: g.list()),
+        ("store", "min_version", "min_version", lambda g, m: g.min_version(m.binary)),
+        ("store", "set_disabled", "set_disabled", lambda g, m: g.set_disabled(m.key, True)),
+        ("store", "set_forced_down", "set_forced_down", lambda g, m: g.set_forced_down(m.key, True)),
+        ("store", "delete", "delete", lambda g, m: g.delete(m.key, force=True)),
+        ("driver", "leave", "leave", lambda g, m: g.delete(m.key)),  # LeaveRefused, naming it
+    ],
+)
+async def test_a_hung_backend_call_times_out_naming_the_call(
+    backend: str, method: str, what: str, call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call of the group runs under the backend's deadline, and the error says which."""
+    async with _quick_group() as group:
+        m = member()
+        await up(group, m)
+        await group.leave(m)  # down, so a delete without force goes on to the driver
+        monkeypatch.setattr(group.store if backend == "store" else group.driver, method, _hang)
+        with anyio.fail_after(5), pytest.raises(BackendUnavailable) as info:
+            await call(group, m)
+    assert f"{what}: no answer within 0.1s" in str(info.value)
+    assert info.value.backend == "memory"
+
+
+async def test_a_hung_store_makes_the_verdict_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with _quick_group() as group:
+        m = member()
+        await up(group, m)
+        monkeypatch.setattr(group.store, "get", _hang)
+        with anyio.fail_after(5):
+            verdict = await group.verdict(m)
+    assert (verdict.state, verdict.reason) == ("unknown", "store_unreachable")
+    assert verdict.detail == "memory unavailable: get: no answer within 0.1s"
+
+
+def _quick_group() -> ServiceGroup:
+    name = f"grp{next(_names)}"
+    return ServiceGroup.from_urls(
+        f"memory://{name}",
+        f"memory://{name}",
+        report_interval=INTERVAL,
+        service_down_time=DOWN_TIME,
+        store_timeout=0.1,
+        driver_timeout=0.1,
+    )
+
+
+async def test_watch_polls_at_most_every_second_and_uses_the_notifier(group: ServiceGroup) -> None:
+    """Without an interval the watch lists every min(report_interval, 1 s); the memory
+    driver has no notifier, so the interval is what paces it."""
+    listed = 0
+    real_list = group.list
+
+    async def counting(**kwargs: Any) -> Any:
+        nonlocal listed
+        listed += 1
+        return await real_list(**kwargs)
+
+    group.list = counting  # type: ignore[method-assign]
+    began = time.monotonic()
+    with anyio.move_on_after(3 * INTERVAL + INTERVAL / 2):
+        async for _ in group.watch():
+            pass
+    took = time.monotonic() - began
+    # Rounds at 0, 0.2, 0.4, 0.6 s: four listings in 0.7 s; a loaded machine only
+    # gives fewer, never more (each round waits a whole interval).
+    assert 1 <= listed <= 4, (listed, took)
+    assert listed <= took / INTERVAL + 1
