@@ -108,6 +108,7 @@ RUNS: dict[str, Run] = {
             "tests/contract/test_api.py",
             "tests/contract/test_check_failure_api.py",
             "tests/backends/sql/test_sql_store.py",
+            "tests/backends/sql/test_sql_errors.py",
             "tests/backends/sql/test_outage.py",
         ],
         _SQLITE_DB,
