@@ -74,8 +74,9 @@ class Run:
     fast: bool = False
 
 
-# Contract tests on SQLite + the db driver (and the API suite on memory://): the tier that runs the heartbeat, group and
-# SQL store against a real database, without servers to start per mutant.
+# Contract tests on SQLite + the db driver (and the API suite on memory://): the tier
+# that runs the heartbeat, group and SQL store against a real database, without
+# servers to start per mutant.
 _SQLITE_DB = ["-k", "not postgres and not memcached and not zookeeper"]
 
 RUNS: dict[str, Run] = {
