@@ -61,6 +61,36 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "sg/drivers/zookeeper/names.py",
         'if _ALL_SAFE.fullmatch(name) and name.strip("XX.XX"):',
     ): "a safe name sent to the slow path (only X and dots) encodes to itself there too",
+    (
+        "sg/drivers/memcached/keys.py",
+        'return quote(name.encode("UTF-8", "surrogatepass"), safe="")',
+    ): "codec names are case-insensitive",
+    (
+        "sg/drivers/memcached/keys.py",
+        'return quote(name.encode("utf-8", "surrogatepass"), safe="XXXX")',
+    ): "quote never escapes X",
+    (
+        "sg/drivers/memcached/keys.py",
+        "key = f\"{prefix}:h:{hashlib.sha256(body.encode('ASCII')).hexdigest()}\"",
+    ): "codec names are case-insensitive",
+    ("sg/drivers/memcached/keys.py", 'return key.encode("ASCII")'): "codec names are case-insensitive",
+    ("sg/drivers/memcached/keys.py", "return int.from_bytes(digest, )"): "byteorder defaults to big (3.11+)",
+    (
+        "sg/drivers/memcached/keys.py",
+        'weight = (_weight(name.encode("UTF-8"), key), name)',
+    ): "codec names are case-insensitive",
+    (
+        "sg/drivers/memcached/keys.py",
+        'best, best_weight = 1, (-1, "")',
+    ): "the first server always beats the start",
+    (
+        "sg/drivers/memcached/keys.py",
+        'best, best_weight = 0, (-2, "")',
+    ): "weights are >= 0: any start below 0 is the same",
+    (
+        "sg/drivers/memcached/keys.py",
+        'best, best_weight = 0, (-1, "XXXX")',
+    ): "weights are >= 0: the name never decides",
 }
 
 
@@ -93,6 +123,7 @@ RUNS: dict[str, Run] = {
             "sg/config.py": 80.0,
         },
         [
+            "tests/unit/test_model.py",
             "tests/unit/test_memcached_keys.py",
             "tests/unit/test_config.py",
             "tests/unit/test_verdict.py",
