@@ -98,7 +98,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
 class Run:
     """One mutmut run: modules mutated together, and the tests that must kill them."""
 
-    modules: dict[str, float]  # path -> goal, in percent
+    modules: dict[str, float | None]  # path -> goal in percent (None: report only)
     tests: list[str]
     pytest_args: list[str] = field(default_factory=list)
     fast: bool = False
@@ -119,11 +119,13 @@ RUNS: dict[str, Run] = {
         {
             "sg/model.py": 95.0,
             "sg/drivers/memcached/keys.py": 95.0,
-            "sg/timings.py": 80.0,
-            "sg/config.py": 80.0,
+            # No goal was set for these two: their scores are reported, not enforced.
+            "sg/timings.py": None,
+            "sg/config.py": None,
         },
         [
             "tests/unit/test_model.py",
+            "tests/unit/test_timings.py",
             "tests/unit/test_memcached_keys.py",
             "tests/unit/test_config.py",
             "tests/unit/test_verdict.py",
@@ -225,10 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             raw = 100.0 * killed / counted if counted else 100.0
             judged = counted - equivalent
             score = 100.0 * killed / judged if judged else 100.0
-            verdict = "ok" if score >= goal else "BELOW GOAL"
-            failed |= score < goal
+            below = goal is not None and score < goal
+            verdict = "BELOW GOAL" if below else "ok"
+            failed |= below
+            wanted = "no goal" if goal is None else f"goal {goal:.0f} %"
             line = (
-                f"{module}: {killed}/{judged} killed = {score:.1f} % (goal {goal:.0f} %) {verdict};"
+                f"{module}: {killed}/{judged} killed = {score:.1f} % ({wanted}) {verdict};"
                 f" raw {killed}/{counted} = {raw:.1f} % with {equivalent} equivalent"
             )
             print(f"{line}  [{name}, {took:.0f} s]")
