@@ -11,7 +11,7 @@ SQL store (so a run stays bounded in time). The worktree itself is never mutated
 A module's score is killed / (all mutants - skipped); a mutant that times out or that
 mypy would reject counts as killed, one with no covering test as surviving. The
 command fails when a module's score is below its goal; every survivor's diff goes to
-``var/mutate/report.txt`` (docs/testing.md says why each is equivalent or accepted).
+``var/mutate/report-<runs>.txt`` (docs/testing.md says why each is equivalent or accepted).
 
 Usage: ``python tools/mutate.py [--fast] [RUN ...]``.
 """
@@ -239,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             report.append(line)
             report.extend(lines)
     WORK.mkdir(parents=True, exist_ok=True)
-    (WORK / "report.txt").write_text("\n".join(report) + "\n")
-    print(f"survivors: {WORK / 'report.txt'}")
+    out = WORK / f"report-{'-'.join(names)}.txt"
+    out.write_text("\n".join(report) + "\n")
+    print(f"survivors: {out}")
     return 1 if failed else 0
 
 
