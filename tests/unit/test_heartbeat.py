@@ -283,3 +283,96 @@ async def test_a_failing_hold_is_not_a_good_round(
 async def _beats(hb: Heartbeat) -> int:
     await anyio.lowlevel.checkpoint()
     return hb.stats.beats
+
+
+async def test_ten_rounds_take_about_ten_intervals(group: ServiceGroup) -> None:
+    hb = group.heartbeat(MEMBER)
+    async with anyio.create_task_group() as tg:
+        await tg.start(hb.run)
+        began = time.monotonic()
+        await eventually(lambda: _beats(hb), lambda n: n >= 11, 10 * INTERVAL + 3.0, "eleven beats")
+        took = time.monotonic() - began
+        tg.cancel_scope.cancel()
+    # Jitter only shortens a wait (by at most 10 %): 1.8-2.0 s, plus 1 s of margin for
+    # a loaded machine; a loop that waited longer than the interval would take >= 2.2 s
+    # per ten rounds and fail once it doubles.
+    assert 10 * INTERVAL * 0.9 - 0.05 <= took <= 10 * INTERVAL + 1.0, took
+
+
+async def test_a_hung_leave_is_bounded_and_logged(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hb = group.heartbeat(MEMBER, leave_timeout=0.1)
+
+    async def hung(member: Any) -> None:
+        await anyio.sleep_forever()
+
+    with capture_logs() as logs, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            monkeypatch.setattr(group.driver, "leave", hung)
+            tg.cancel_scope.cancel()
+    (timed_out,) = events(logs, "leave_timed_out")
+    assert (timed_out["timeout"], timed_out["log_level"]) == (0.1, "warning")
+
+
+async def test_hold_failures_name_the_backend(group: ServiceGroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def failing() -> str | None:
+        return "tcp: refused"
+
+    hb = group.heartbeat(MEMBER, gate=failing)
+    with monkeypatch.context() as patch, capture_logs() as logs:
+        patch.setattr(group.store, "set_check_failure", _down)
+        assert not await hb.round_once()
+    assert [e["backend"] for e in events(logs, "beat_failed")] == ["store"]
+    hb = group.heartbeat(MEMBER, gate=failing)
+    with monkeypatch.context() as patch, capture_logs() as logs:
+        patch.setattr(group.driver, "leave", _down)
+        assert not await hb.round_once()
+    assert [e["backend"] for e in events(logs, "beat_failed")] == ["driver"]
+
+
+async def test_an_empty_gate_answer_is_held_as_check_failed(group: ServiceGroup) -> None:
+    async def empty() -> str | None:
+        return ""
+
+    hb = group.heartbeat(MEMBER, gate=empty)
+    assert await hb.round_once()
+    assert (await group.get(*MEMBER.key)).service.check_failure == "check failed"
+
+
+async def test_joining_after_a_hold_is_not_a_rejoin(group: ServiceGroup) -> None:
+    failure: str | None = None
+
+    async def gate() -> str | None:
+        return failure
+
+    hb = group.heartbeat(MEMBER, gate=gate)
+    assert await hb.round_once()
+    failure = "down"
+    assert await hb.round_once()
+    failure = None
+    with capture_logs() as logs:
+        assert await hb.round_once()
+        assert await hb.round_once()
+    assert events(logs, "service_rejoined") == []
+    assert hb.stats.rejoins == 0
+    assert (await group.get(*MEMBER.key)).is_up
+
+
+async def test_outage_seconds_are_rounded_and_since_the_first_failure(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hb = group.heartbeat(MEMBER)
+    monkeypatch.setattr(group.store, "beat", _down)
+    with capture_logs() as logs:
+        assert not await hb.beat_once()
+        assert not await hb.beat_once()
+    for event in events(logs, "beat_failed"):
+        assert isinstance(event["outage_s"], float)
+        assert 0 <= event["outage_s"] < 5
+        assert round(event["outage_s"], 3) == event["outage_s"]
+
+
+async def _down(*args: Any, **kwargs: Any) -> Any:
+    raise BackendUnavailable("memory", "down")
