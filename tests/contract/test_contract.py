@@ -415,3 +415,22 @@ async def test_a_failing_gate_holds_the_service_down_and_the_member_leaves_at_on
     assert status.service.check_failure is None
     assert hb.check_failure is None
     assert await held()
+
+
+async def test_a_check_failure_outlives_the_stop(group: ServiceGroup) -> None:
+    """A service held down by its check and then stopped reads check_failed (with the
+    reason), not left: the reason is the more useful of the two, and stays."""
+
+    async def failing() -> str | None:
+        return "exec:false: exit status 1"
+
+    hb = group.heartbeat(spec(), gate=failing)
+    assert await hb.round_once()
+    await hb.leave()
+    status = await group.get("host-1", "sg-compute")
+    assert status.service.left is True
+    assert (status.verdict.state, status.verdict.reason, status.verdict.detail) == (
+        "down",
+        "check_failed",
+        "exec:false: exit status 1",
+    )
