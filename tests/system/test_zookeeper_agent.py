@@ -22,7 +22,7 @@ import pytest
 
 from sg import ServiceGroup
 from sg.drivers.zookeeper import ZooKeeperDriver
-from sg.model import ServiceStatus
+from sg.model import ServiceKey, ServiceStatus
 from sg.testing.plugin import start_zookeeper
 from sg.testing.servers import stop_pid
 from sg.testing.zookeeper import ZooKeeperServer, expire_session
@@ -362,19 +362,31 @@ async def test_sgctl_watch_prints_transitions(tmp_path: Path, sg_zookeeper: ZooK
         env=env,
         cwd=tmp_path,
     )
+    assert watcher.stdout is not None
+    out = watcher.stdout
+
+    async def line_with(text: bytes) -> str:
+        # The watch prints one line per change; read until the expected one.
+        with anyio.fail_after(10):
+            line = await anyio.to_thread.run_sync(out.readline)
+            while text not in line and line:
+                line = await anyio.to_thread.run_sync(out.readline)
+        assert text in line, f"the watch ended before {text!r}"
+        return line.decode()
+
     try:
-        async with (
-            ServiceGroup.from_urls(
-                store, url, report_interval=REPORT_INTERVAL, service_down_time=SERVICE_DOWN_TIME
-            ) as group,
-            group.join(BINARY, "compute", host=HOST),
-        ):
-            assert watcher.stdout is not None
-            with anyio.fail_after(10):
-                line = await anyio.to_thread.run_sync(watcher.stdout.readline)
-                while b"-> up" not in line and line:
-                    line = await anyio.to_thread.run_sync(watcher.stdout.readline)
-            assert line.decode().startswith(f"{HOST} {BINARY} compute "), line
-            assert b"-> up (ok)" in line
+        async with ServiceGroup.from_urls(
+            store, url, report_interval=REPORT_INTERVAL, service_down_time=SERVICE_DOWN_TIME
+        ) as group:
+            async with group.join(BINARY, "compute", host=HOST):
+                line = await line_with(b"-> up")
+                assert line.startswith(f"{HOST} {BINARY} compute "), line
+                assert "-> up (ok)" in line
+            # A clean stop, then the record deleted: a down line, then a removal.
+            line = await line_with(b"-> down")
+            assert line == f"{HOST} {BINARY} compute up -> down (left)\n", line
+            await group.delete(ServiceKey(HOST, BINARY))
+            line = await line_with(b"-> removed")
+            assert line == f"{HOST} {BINARY} compute down -> removed (left)\n", line
     finally:
         stop_pid(watcher)
