@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected mutation runs; 1 when a module is below its goal."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="only the fast subset (verdict rules, names)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the mutants of an earlier, stopped run (mutmut keeps their results)",
+    )
     parser.add_argument("runs", nargs="*", help=f"runs to do, of {', '.join(RUNS)} (default: all)")
     args = parser.parse_args(argv)
     if unknown := set(args.runs) - set(RUNS):
@@ -205,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in names:
         run = RUNS[name]
-        where = _prepare(name, run)
+        where = WORK / name
+        if not (args.resume and (where / "mutants").is_dir()):
+            where = _prepare(name, run)
         started = time.monotonic()
         proc = subprocess.run([str(MUTMUT), "run"], cwd=where, capture_output=True, text=True, check=False)
         took = time.monotonic() - started
