@@ -176,8 +176,19 @@ async def test_sigterm_is_down_within_1s(tmp_path: Path, sg_zookeeper: ZooKeeper
             )
             assert final is not None
             assert final.verdict.state == "down"
-            # The record is marked left before the node goes: never a passing not_joined.
-            assert final.verdict.reason == "left"
+            # The record is marked left before the node goes, but the node waits for the
+            # store at most LEAVE_ORDER_GRACE: on a loaded machine whose SQLite write
+            # took longer, a reader may see not_joined first (the ordering itself is
+            # tested with a slow store in tests/contract/test_contract.py). Either way
+            # the record reads left within the store's deadline.
+            assert final.verdict.reason in ("left", "not_joined")
+            final, _ = await eventually(
+                lambda: status(group),
+                lambda s: s is not None and s.verdict.reason == "left",
+                group.timings.store_timeout,
+                "the record marked left",
+            )
+            assert final is not None
             membership = await group.driver.members([final.service])
             assert membership[final.service.key] is False, "leave deleted the node at once"
             assert agent.proc is not None
