@@ -75,6 +75,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ): "codec names are case-insensitive",
     ("sg/drivers/memcached/keys.py", 'return key.encode("ASCII")'): "codec names are case-insensitive",
     ("sg/drivers/memcached/keys.py", "return int.from_bytes(digest, )"): "byteorder defaults to big (3.11+)",
+    ("sg/timings.py", "self.check_interval(self.report_interval, )"): "the default names report_interval",
     (
         "sg/drivers/memcached/keys.py",
         'weight = (_weight(name.encode("UTF-8"), key), name)',

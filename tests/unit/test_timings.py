@@ -61,6 +61,10 @@ def test_the_bounds_themselves_are_accepted() -> None:
 def test_check_interval_names_what_it_checks() -> None:
     timings = Timings(report_interval=1, service_down_time=10)
     assert timings.check_interval(4) == 4.0
+    with pytest.raises(
+        ConfigError, match=r"^service_down_time \(10s\) must be at least 2.5 x report_interval \(4.1s\)"
+    ):
+        timings.check_interval(4.1)
     with pytest.raises(ConfigError, match=r"^service_down_time \(10s\) must be at least 2.5 x web interval"):
         timings.check_interval(4.1, "web interval")
     with pytest.raises(ConfigError, match=r"^web interval must be at least 0.1s"):
