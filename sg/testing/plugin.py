@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +31,17 @@ def missing_server(exc: MissingServer) -> None:
     pytest.skip(str(exc))
 
 
+def import_extra(module: str, extra: str) -> Any:
+    """Import a backend's client library: skip without it, but fail under CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing_server(
+            MissingServer(f"{module} is not installed: pip install 'servicegroup[{extra}]' ({exc})")
+        )
+        raise
+
+
 @pytest.fixture(scope="session")
 def sg_postgres() -> Iterator[PostgresServer]:
     """A private PostgreSQL cluster for the whole test session."""
@@ -45,7 +57,7 @@ def sg_postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 async def sg_postgres_url(sg_postgres: PostgresServer) -> AsyncIterator[str]:
     """A fresh, empty database in the session's cluster; dropped after the test."""
-    asyncpg: Any = pytest.importorskip("asyncpg")
+    asyncpg: Any = import_extra("asyncpg", "postgres")
     name = f"sg_test_{os.getpid()}_{next(_counter)}"
     conn = await asyncpg.connect(sg_postgres.url(), timeout=10)
     try:

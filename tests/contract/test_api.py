@@ -46,8 +46,8 @@ _names = itertools.count()
 # -- listing and reading ---------------------------------------------------------------
 
 
-async def test_list_shows_nova_like_fields(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
+async def test_list_shows_nova_like_fields(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
     r = await client.get("/v1/services", headers=AUTH)
     assert r.status_code == 200
     (svc,) = r.json()["services"]
@@ -62,11 +62,11 @@ async def test_list_shows_nova_like_fields(client: httpx.AsyncClient, mem_group:
     assert 0 <= svc["age"] < TIMINGS["service_down_time"]
 
 
-async def test_list_filters(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
-    await beat(mem_group, "c2")
-    await beat(mem_group, "s1", binary="nova-scheduler", topic="scheduler")
-    await mem_group.store.register(Member("c3", "nova-compute", "compute", 0))  # never reported: down
+async def test_list_filters(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
+    await beat(api_group, "c2")
+    await beat(api_group, "s1", binary="nova-scheduler", topic="scheduler")
+    await api_group.store.register(Member("c3", "nova-compute", "compute", 0))  # never reported: down
 
     async def hosts(**params: str) -> list[str]:
         r = await client.get("/v1/services", params=params, headers=AUTH)
@@ -82,9 +82,9 @@ async def test_list_filters(client: httpx.AsyncClient, mem_group: ServiceGroup) 
     assert await hosts(state="unknown") == []
 
 
-async def test_get_one(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
-    uuid = await uuid_of(mem_group, "c1")
+async def test_get_one(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
+    uuid = await uuid_of(api_group, "c1")
     r = await client.get(f"/v1/services/{uuid}", headers=AUTH)
     assert r.status_code == 200
     assert r.json()["service"]["uuid"] == uuid
@@ -94,12 +94,12 @@ async def test_get_one(client: httpx.AsyncClient, mem_group: ServiceGroup) -> No
     assert r.json()["service"]["uuid"] == uuid
 
 
-async def test_min_version(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
+async def test_min_version(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
     for host, version in (("c1", 5), ("c2", 7)):
-        assert await mem_group.heartbeat(
+        assert await api_group.heartbeat(
             Member(host=host, binary="nova-compute", topic="compute", version=version)
         ).beat_once()
-    await mem_group.store.register(Member("old", "nova-compute", "compute", 3))  # down
+    await api_group.store.register(Member("old", "nova-compute", "compute", 3))  # down
     r = await client.get("/v1/services/min-version", params={"binary": "nova-compute"}, headers=AUTH)
     assert r.status_code == 200
     assert r.json() == {"binary": "nova-compute", "only_up": False, "min_version": 3}
@@ -115,10 +115,10 @@ async def test_min_version(client: httpx.AsyncClient, mem_group: ServiceGroup) -
 
 
 async def test_put_disable_enable_force_down_keeps_updated_at(
-    client: httpx.AsyncClient, mem_group: ServiceGroup
+    client: httpx.AsyncClient, api_group: ServiceGroup
 ) -> None:
-    await beat(mem_group, "c1")
-    uuid = await uuid_of(mem_group, "c1")
+    await beat(api_group, "c1")
+    uuid = await uuid_of(api_group, "c1")
     before = (await client.get(f"/v1/services/{uuid}", headers=AUTH)).json()["service"]
 
     r = await client.put(
@@ -143,7 +143,7 @@ async def test_put_disable_enable_force_down_keeps_updated_at(
         "up",
     )
     assert svc["updated_at"] == before["updated_at"]
-    stored = await mem_group.get("c1", "nova-compute")
+    stored = await api_group.get("c1", "nova-compute")
     assert stored.service.updated_at is not None
     assert stored.service.updated_at.isoformat() == before["updated_at"]
 
@@ -163,11 +163,11 @@ async def test_put_disable_enable_force_down_keeps_updated_at(
     ],
 )
 async def test_put_bad_input_is_400_naming_the_field(
-    client: httpx.AsyncClient, mem_group: ServiceGroup, body: Any, field: str
+    mem_client: httpx.AsyncClient, mem_group: ServiceGroup, body: Any, field: str
 ) -> None:
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
-    r = await client.put(f"/v1/services/{uuid}", json=body, headers=AUTH)
+    r = await mem_client.put(f"/v1/services/{uuid}", json=body, headers=AUTH)
     assert r.status_code == 400
     assert r.json()["error"]["field"] == field
     assert field in r.json()["error"]["message"]
@@ -175,10 +175,10 @@ async def test_put_bad_input_is_400_naming_the_field(
     assert (svc.disabled, svc.forced_down) == (False, False)
 
 
-async def test_put_not_json_is_400(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
+async def test_put_not_json_is_400(mem_client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
-    r = await client.put(f"/v1/services/{uuid}", content=b"{not json", headers=AUTH)
+    r = await mem_client.put(f"/v1/services/{uuid}", content=b"{not json", headers=AUTH)
     assert r.status_code == 400
     assert r.json()["error"]["field"] == "body"
 
@@ -239,11 +239,11 @@ async def test_delete_removes_record_and_driver_member(any_driver_group: Service
         assert r.status_code == 404
 
 
-async def test_delete_after_leave_needs_no_force(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    hb = mem_group.heartbeat(Member(host="c1", binary="nova-compute", topic="compute"))
+async def test_delete_after_leave_needs_no_force(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
+    hb = api_group.heartbeat(Member(host="c1", binary="nova-compute", topic="compute"))
     assert await hb.beat_once()
     await hb.leave()
-    uuid = await uuid_of(mem_group, "c1")
+    uuid = await uuid_of(api_group, "c1")
     r = await client.get(f"/v1/services/{uuid}", headers=AUTH)
     assert (r.json()["service"]["state"], r.json()["service"]["reason"]) == ("down", "left")
     assert (await client.delete(f"/v1/services/{uuid}", headers=AUTH)).status_code == 204
@@ -268,16 +268,16 @@ async def test_delete_after_leave_needs_no_force(client: httpx.AsyncClient, mem_
     ],
 )
 async def test_bad_input_is_400_naming_the_field(
-    client: httpx.AsyncClient, method: str, path: str, params: dict[str, str], field: str
+    mem_client: httpx.AsyncClient, method: str, path: str, params: dict[str, str], field: str
 ) -> None:
-    r = await client.request(method, path, params=params, headers=AUTH)
+    r = await mem_client.request(method, path, params=params, headers=AUTH)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["field"] == field
     assert r.json()["error"]["code"] == 400
 
 
-async def test_repeated_query_parameter_is_400(client: httpx.AsyncClient) -> None:
-    r = await client.get("/v1/services?host=a&host=b", headers=AUTH)
+async def test_repeated_query_parameter_is_400(mem_client: httpx.AsyncClient) -> None:
+    r = await mem_client.get("/v1/services?host=a&host=b", headers=AUTH)
     assert r.status_code == 400
     assert r.json()["error"]["field"] == "host"
 
@@ -292,10 +292,10 @@ async def test_unknown_uuid_is_404(client: httpx.AsyncClient, method: str) -> No
     assert "no service" in r.json()["error"]["message"]
 
 
-async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> None:
-    r = await client.get("/v2/nothing", headers=AUTH)
+async def test_unknown_route_and_method_are_json(mem_client: httpx.AsyncClient) -> None:
+    r = await mem_client.get("/v2/nothing", headers=AUTH)
     assert (r.status_code, r.json()["error"]["code"]) == (404, 404)
-    r = await client.post("/v1/services", headers=AUTH)
+    r = await mem_client.post("/v1/services", headers=AUTH)
     assert r.status_code == 405
     assert r.json()["error"]["code"] == 405
     assert "GET" in r.headers["allow"]
@@ -405,8 +405,8 @@ async def test_mutations_need_a_valid_token(
     uuid = await uuid_of(mem_group, "c1")
     async with client_for(
         create_app(Settings(), api_settings(open_reads=open_reads), group=mem_group)
-    ) as client:
-        r = await client.request(method, f"/v1/services/{uuid}", params=params, headers=headers, **kwargs)
+    ) as mem_client:
+        r = await mem_client.request(method, f"/v1/services/{uuid}", params=params, headers=headers, **kwargs)
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert TOKEN not in r.text
@@ -414,11 +414,11 @@ async def test_mutations_need_a_valid_token(
     assert svc.disabled is False  # nothing changed
 
 
-async def test_reads_need_a_token_unless_open(mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
-    uuid = await uuid_of(mem_group, "c1")
+async def test_reads_need_a_token_unless_open(api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
+    uuid = await uuid_of(api_group, "c1")
     reads = ["/v1/services", f"/v1/services/{uuid}", "/v1/services/min-version?binary=b", "/metrics"]
-    async with client_for(create_app(Settings(), api_settings(), group=mem_group)) as closed:
+    async with client_for(create_app(Settings(), api_settings(), group=api_group)) as closed:
         for path in reads:
             assert (await closed.get(path)).status_code == 401, path
             bad = {"Authorization": f"Bearer {OTHER_TOKEN}"}
@@ -427,23 +427,23 @@ async def test_reads_need_a_token_unless_open(mem_group: ServiceGroup) -> None:
         # Health and the API description are always open.
         assert (await closed.get("/healthz")).status_code == 200
         assert (await closed.get("/openapi.json")).status_code == 200
-    async with client_for(create_app(Settings(), api_settings(open_reads=True), group=mem_group)) as opened:
+    async with client_for(create_app(Settings(), api_settings(open_reads=True), group=api_group)) as opened:
         for path in reads:
             assert (await opened.get(path)).status_code == 200, path
 
 
-async def test_no_tokens_configured_refuses_every_change(mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
-    uuid = await uuid_of(mem_group, "c1")
-    app = create_app(Settings(), ApiSettings(open_reads=True), group=mem_group)
+async def test_no_tokens_configured_refuses_every_change(api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
+    uuid = await uuid_of(api_group, "c1")
+    app = create_app(Settings(), ApiSettings(open_reads=True), group=api_group)
     async with client_for(app) as client:
         assert (await client.get("/v1/services")).status_code == 200
         r = await client.put(f"/v1/services/{uuid}", json={"forced_down": True}, headers=AUTH)
         assert r.status_code == 401
 
 
-async def test_any_of_several_tokens_is_accepted(mem_group: ServiceGroup) -> None:
-    app = create_app(Settings(), api_settings(tokens=(TOKEN, OTHER_TOKEN)), group=mem_group)
+async def test_any_of_several_tokens_is_accepted(api_group: ServiceGroup) -> None:
+    app = create_app(Settings(), api_settings(tokens=(TOKEN, OTHER_TOKEN)), group=api_group)
     async with client_for(app) as client:
         for token in (TOKEN, OTHER_TOKEN):
             r = await client.get("/v1/services", headers={"Authorization": f"bearer {token}"})
@@ -453,17 +453,18 @@ async def test_any_of_several_tokens_is_accepted(mem_group: ServiceGroup) -> Non
 # -- health, metrics, openapi ------------------------------------------------------------
 
 
-async def test_healthz_ok(client: httpx.AsyncClient) -> None:
+async def test_healthz_ok(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
     r = await client.get("/healthz")
     assert r.status_code == 200
     assert r.json()["status"] == "ok"
-    assert r.json()["store"] == {"backend": "memory", "ok": True, "error": None}
+    assert r.json()["store"] == {"backend": api_group.store.name, "ok": True, "error": None}
+    assert r.json()["driver"] == {"backend": api_group.driver.name, "ok": True, "error": None}
 
 
-async def test_metrics_parse_and_carry_service_up(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
-    await beat(mem_group, "s1", binary="nova-scheduler", topic="scheduler")
-    await mem_group.store.register(Member("c2", "nova-compute", "compute", 0))  # down
+async def test_metrics_parse_and_carry_service_up(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
+    await beat(api_group, "s1", binary="nova-scheduler", topic="scheduler")
+    await api_group.store.register(Member("c2", "nova-compute", "compute", 0))  # down
     await client.get("/v1/services", headers=AUTH)
     await client.get("/v1/services/00000000-0000-4000-8000-000000000000", headers=AUTH)
     r = await client.get("/metrics", headers=AUTH)
@@ -494,8 +495,8 @@ async def test_metrics_parse_and_carry_service_up(client: httpx.AsyncClient, mem
     assert counts["/v1/services"] == 1.0
 
 
-async def test_openapi_names_every_route(client: httpx.AsyncClient) -> None:
-    doc = (await client.get("/openapi.json")).json()
+async def test_openapi_names_every_route(mem_client: httpx.AsyncClient) -> None:
+    doc = (await mem_client.get("/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
         "/v1/services",
@@ -512,10 +513,10 @@ async def test_openapi_names_every_route(client: httpx.AsyncClient) -> None:
     assert set(doc["paths"]["/v1/services/{uuid}"]) == {"parameters", "get", "put", "delete"}
 
 
-async def test_route_table_and_openapi_name_the_same_routes(client: httpx.AsyncClient) -> None:
+async def test_route_table_and_openapi_name_the_same_routes(mem_client: httpx.AsyncClient) -> None:
     """Every route of the table is in /openapi.json with its methods, and nothing else is;
     the one route left out is the document itself."""
-    doc = (await client.get("/openapi.json")).json()
+    doc = (await mem_client.get("/openapi.json")).json()
     documented = {
         (path, method.upper())
         for path, item in doc["paths"].items()
@@ -540,7 +541,7 @@ async def test_route_table_and_openapi_name_the_same_routes(client: httpx.AsyncC
     for path, method in table:
         concrete = path.replace("{uuid}", "00000000-0000-4000-8000-000000000000")
         concrete = concrete.replace("{name}", "app.js") + ("?nope=1" if path in streams else "")
-        r = await client.request(method, concrete, headers=AUTH)
+        r = await mem_client.request(method, concrete, headers=AUTH)
         assert r.status_code not in (404, 405) or r.json()["error"]["message"].startswith("no service"), (
             method,
             path,
@@ -597,24 +598,24 @@ async def test_a_listing_is_one_store_query_and_one_driver_batch() -> None:
             assert (store.calls, driver.calls) == (["survey"], ["members"])
 
 
-async def test_invented_methods_and_paths_do_not_grow_metrics(client: httpx.AsyncClient) -> None:
+async def test_invented_methods_and_paths_do_not_grow_metrics(mem_client: httpx.AsyncClient) -> None:
     """Label sets are closed: a client inventing methods and paths adds no series to /metrics."""
 
     async def metrics_size() -> int:
-        r = await client.get("/metrics", headers=AUTH)
+        r = await mem_client.get("/metrics", headers=AUTH)
         assert r.status_code == 200
         return len(r.content)
 
     # One of each kind first, so the "other" series exist before the measure (and the
     # series of /metrics itself, which a scrape counts only after it has rendered).
-    await client.request("INVENTED", "/v1/services", headers=AUTH)
-    await client.get("/nowhere/warm-up", headers=AUTH)
+    await mem_client.request("INVENTED", "/v1/services", headers=AUTH)
+    await mem_client.get("/nowhere/warm-up", headers=AUTH)
     await metrics_size()
     before = await metrics_size()
     for i in range(100):
-        r = await client.request(f"METHOD{i}", "/v1/services", headers=AUTH)
+        r = await mem_client.request(f"METHOD{i}", "/v1/services", headers=AUTH)
         assert r.status_code == 405
-        r = await client.request(f"M{i}", f"/invented/{i}", headers=AUTH)
+        r = await mem_client.request(f"M{i}", f"/invented/{i}", headers=AUTH)
         assert r.status_code == 404
     after = await metrics_size()
     # Only counts and latency sums change (a few digits); one new series of the latency

@@ -9,12 +9,12 @@ from sg.model import ServiceKey
 from tests.support.api import AUTH, beat, uuid_of
 
 
-async def test_api_shows_check_failure(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
-    await beat(mem_group, "c1")
-    uuid = await uuid_of(mem_group, "c1")
+async def test_api_shows_check_failure(client: httpx.AsyncClient, api_group: ServiceGroup) -> None:
+    await beat(api_group, "c1")
+    uuid = await uuid_of(api_group, "c1")
     r = await client.get(f"/v1/services/{uuid}", headers=AUTH)
     assert r.json()["service"]["check_failure"] is None
-    assert await mem_group.store.set_check_failure(
+    assert await api_group.store.set_check_failure(
         ServiceKey("c1", "nova-compute"), "tcp:127.0.0.1:1: refused"
     )
     r = await client.get(f"/v1/services/{uuid}", headers=AUTH)

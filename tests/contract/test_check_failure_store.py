@@ -6,14 +6,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from sg import ServiceGroup
 from sg.model import Member, ServiceKey
 from sg.store import sqlite as sqlite_store
 from sg.store.base import MAX_CHECK_FAILURE
 from sg.store.memory import MemoryStore
 from sg.store.sql import SCHEMA_VERSION, migrations
+from sg.testing.plugin import import_extra
+from tests.support.waiting import eventually
 
 KEY = ServiceKey("h1", "sg-web")
 
@@ -24,7 +24,17 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
     # A driver with a second signal (ZooKeeper) must hold the member for "up".
     await group.driver.join(service.member)
     assert await store.beat(KEY) is not None
-    assert (await group.get("h1", "sg-web")).verdict.state == "up"
+    beaten = await group.get("h1", "sg-web")
+    assert beaten.verdict.state == "up"
+    assert beaten.service.updated_at is not None
+    # Let the store's clock move past the beat's stamp (SQLite's has 1 ms resolution), so
+    # a write that stamped updated_at would show.
+    await eventually(
+        lambda: group.get("h1", "sg-web"),
+        lambda s: (s.verdict.age or 0.0) >= 0.01,
+        timeout=5.0,
+        what="the store clock moves on",
+    )
 
     assert await store.set_check_failure(KEY, "http:http://127.0.0.1:1/: Connection refused")
     status = await group.get("h1", "sg-web")
@@ -35,10 +45,10 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
     assert status.as_dict()["check_failure"] == "http:http://127.0.0.1:1/: Connection refused"
     # A held-down service never counts as live for upgrades.
     assert await group.min_version("sg-web", only_up=True) is None
-    # The admin change never touches updated_at.
-    before = status.service.updated_at
-    assert (await store.get(KEY)) is not None
-    assert (await store.get(KEY)).updated_at == before  # type: ignore[union-attr]
+    # The check failure never touches updated_at nor counts as a report: the stamp read
+    # after the beat, before the failure was set, is still the record's.
+    assert status.service.updated_at == beaten.service.updated_at
+    assert status.service.report_count == beaten.service.report_count
 
     # Long reasons are cut, not refused.
     assert await store.set_check_failure(KEY, "x" * (MAX_CHECK_FAILURE + 100))
@@ -59,7 +69,12 @@ async def test_check_failure_is_stored_shown_as_verdict_and_cleared_by_a_beat(gr
 async def test_memory_store_keeps_check_failure() -> None:
     store = MemoryStore("check-failure")
     await store.register(Member("h1", "sg-web", "web", 0))
+    await store.beat(KEY)
+    beaten = await store.get(KEY)
+    assert beaten is not None
+    assert beaten.updated_at is not None
     assert await store.set_check_failure(KEY, "tcp:127.0.0.1:1: Connection refused")
+    assert (await store.get(KEY)).updated_at == beaten.updated_at  # type: ignore[union-attr]
     assert (await store.get(KEY)).check_failure == "tcp:127.0.0.1:1: Connection refused"  # type: ignore[union-attr]
     await store.beat(KEY)
     assert (await store.get(KEY)).check_failure is None  # type: ignore[union-attr]
@@ -104,7 +119,7 @@ async def test_sqlite_schema_1_is_migrated_to_the_current_on_open(tmp_path: Path
 
 
 async def test_postgres_schema_1_is_migrated_to_the_current_on_open(sg_postgres_url: str) -> None:
-    asyncpg = pytest.importorskip("asyncpg")
+    asyncpg = import_extra("asyncpg", "postgres")
     from sg.store import postgresql as postgres_store
 
     conn = await asyncpg.connect(sg_postgres_url, timeout=10)

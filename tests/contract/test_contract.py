@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 
 import anyio
 import pytest
 
 from sg import Member, NotFound, Refused, ServiceGroup
 from sg.drivers.base import Driver
-from sg.model import ServiceKey
+from sg.model import Service, ServiceEvent, ServiceKey
 from sg.store.base import Survey, SurveyQuery
 from tests.support.backends import SERVICE_DOWN_TIME
 from tests.support.waiting import eventually
@@ -56,15 +58,16 @@ async def test_leave_then_beat_is_up_again(group: ServiceGroup) -> None:
 
 
 async def test_silent_service_goes_stale_after_down_time_not_before(group: ServiceGroup) -> None:
+    before_beat = time.monotonic()  # before the stamp: load cannot make the bound fail
     await beat_once(group, spec())
-    beaten = time.monotonic()
     status = await group.get("host-1", "sg-compute")
     assert status.is_up
     status, _ = await eventually(
         lambda: group.get("host-1", "sg-compute"), lambda s: not s.is_up, SERVICE_DOWN_TIME + 2, "stale"
     )
-    # Not before service_down_time has passed (the store measures the age).
-    assert time.monotonic() - beaten >= SERVICE_DOWN_TIME - 0.05
+    # Not before service_down_time has passed since the beat (50 ms for the store's
+    # wall clock against this monotonic one).
+    assert time.monotonic() - before_beat >= SERVICE_DOWN_TIME - 0.05
     assert status.verdict.reason == "stale"
     assert status.verdict.age is not None
     assert status.verdict.age > SERVICE_DOWN_TIME
@@ -182,9 +185,9 @@ async def test_delete_refuses_live_service_unless_forced(group: ServiceGroup) ->
         await group.delete(key, force=True)
         with pytest.raises(NotFound):
             await group.get("host-1", "sg-compute")
-        membership = await group.driver.members([hb.member])
-        # The db driver has no member to remove; every other driver must have lost it.
-        assert membership[hb.member.key] is (group.driver.name == "db")
+        if group.driver.name != "db":  # db holds no member: the record, gone above, was all
+            membership = await group.driver.members([hb.member])
+            assert membership[hb.member.key] is False
 
 
 async def test_delete_of_dead_service(group: ServiceGroup) -> None:
@@ -255,15 +258,49 @@ async def test_names_are_stored_exactly(group: ServiceGroup) -> None:
 
 
 async def test_watch_reports_transitions(group: ServiceGroup) -> None:
-    events = []
-    async with group.join("sg-compute", "compute", host="host-1"):
-        with anyio.fail_after(5):
-            async for event in group.watch(topic="compute", interval=0.05):
-                events.append(event)
-                break
-    assert events[0].status.service.host == "host-1"
-    assert events[0].status.is_up
-    assert events[0].previous is None
+    """A snapshot, then one event per change: a new service, a leave, staleness, a removal."""
+    seen: list[ServiceEvent] = []
+    async with contextlib.aclosing(group.watch(topic="compute", interval=0.05)) as stream:
+
+        async def expect(host: str, what: str, accept: Callable[[ServiceEvent], bool]) -> ServiceEvent:
+            # Events of other services may come between; collect them all.
+            with anyio.fail_after(SERVICE_DOWN_TIME + 4):
+                async for event in stream:
+                    seen.append(event)
+                    if event.status.service.host == host and accept(event):
+                        return event
+            raise AssertionError(f"the watch ended before {what}")
+
+        async with group.join("sg-compute", "compute", host="host-1"):
+            first = await expect("host-1", "the snapshot", lambda e: True)
+            assert (first.status.is_up, first.previous, first.removed) == (True, None, False)
+            await beat_once(group, spec(host="host-2"))  # a new service, alive for one down time
+            await beat_once(group, spec(host="host-9", topic="scheduler"))  # another topic
+            new = await expect("host-2", "the new service", lambda e: True)
+            assert (new.status.verdict.state, new.previous) == ("up", None)
+        left = await expect("host-1", "the leave", lambda e: True)
+        assert (left.status.verdict.state, left.status.verdict.reason, left.previous) == (
+            "down",
+            "left",
+            "up",
+        )
+        stale = await expect("host-2", "staleness", lambda e: e.status.verdict.state == "down")
+        assert (stale.status.verdict.reason, stale.previous) == ("stale", "up")
+        await group.delete(ServiceKey("host-1", "sg-compute"))
+        gone = await expect("host-1", "the removal", lambda e: True)
+        assert (gone.removed, gone.previous) == (True, "down")
+    # Only the watched topic, and exactly one event per change of each service.
+    assert {e.status.service.topic for e in seen} == {"compute"}
+    by_host = [(e.status.service.host, e.status.verdict.state, e.previous, e.removed) for e in seen]
+    assert [e for e in by_host if e[0] == "host-1"] == [
+        ("host-1", "up", None, False),
+        ("host-1", "down", "up", False),
+        ("host-1", "down", "down", True),
+    ]
+    assert [e for e in by_host if e[0] == "host-2"] == [
+        ("host-2", "up", None, False),
+        ("host-2", "down", "up", False),
+    ]
 
 
 async def test_leave_marks_the_record_before_removing_the_member(group: ServiceGroup) -> None:
@@ -294,17 +331,30 @@ async def test_a_hung_store_does_not_keep_the_member(group: ServiceGroup) -> Non
     assert await hb.beat_once()
     assert await hb.beat_once()  # the second beat refreshes: the member is surely held
     hung = anyio.Event()
+    driver_left_after: list[float] = []
+    real_leave = group.driver.leave
 
     async def hung_mark(key: ServiceKey) -> bool:
         await hung.wait()
         return True
 
+    async def timed_leave(member: Member) -> None:
+        driver_left_after.append(time.monotonic() - started)
+        await real_leave(member)
+
     group.store.mark_left = hung_mark  # type: ignore[method-assign]
-    with anyio.move_on_after(LEAVE_ORDER_GRACE + 0.5):
+    group.driver.leave = timed_leave  # type: ignore[method-assign]
+    started = time.monotonic()
+    # The store hangs until store_timeout; the driver must not wait for it past the grace.
+    with anyio.move_on_after(LEAVE_ORDER_GRACE + 1.0):
         await group.leave(hb.member)
-    membership = await group.driver.members([hb.member])
-    # The db driver holds nothing to remove; every other driver has dropped the member.
-    assert membership[hb.member.key] is (group.driver.name == "db")
+    assert len(driver_left_after) == 1, "the driver's leave was never called"
+    # The driver leaves after the grace, not before (the store might still answer) and
+    # not much after; 0.5 s of margin for a loaded machine.
+    assert LEAVE_ORDER_GRACE - 0.01 <= driver_left_after[0] <= LEAVE_ORDER_GRACE + 0.5
+    if group.driver.name != "db":  # db holds nothing to remove
+        membership = await group.driver.members([hb.member])
+        assert membership[hb.member.key] is False
 
 
 async def test_driver_meets_the_protocol_and_answers_ping(group: ServiceGroup) -> None:
@@ -312,3 +362,76 @@ async def test_driver_meets_the_protocol_and_answers_ping(group: ServiceGroup) -
     with anyio.fail_after(group.timings.driver_timeout):
         await group.driver.ping()
     assert await group.ping() == {"store": None, "driver": None}
+
+
+async def test_a_failing_gate_holds_the_service_down_and_the_member_leaves_at_once(
+    group: ServiceGroup,
+) -> None:
+    """A health-gated heartbeat, on every driver: a failed check records its reason and
+    removes the driver member in the same round; a passing check joins again."""
+    failure: str | None = None
+
+    async def gate() -> str | None:
+        return failure
+
+    leaves = 0
+    real_leave = group.driver.leave
+
+    async def counted_leave(member: Member) -> None:
+        nonlocal leaves
+        leaves += 1
+        await real_leave(member)
+
+    group.driver.leave = counted_leave  # type: ignore[method-assign]
+    hb = group.heartbeat(spec(), gate=gate)  # rounds only when told
+    key = hb.member.key
+
+    async def held() -> bool:
+        return (await group.driver.members([hb.member]))[key]
+
+    assert await hb.round_once()
+    assert (await group.get(*key)).is_up
+    assert await held()
+
+    failure = "tcp:127.0.0.1:1: Connection refused"
+    assert await hb.round_once()
+    status = await group.get(*key)
+    assert (status.verdict.state, status.verdict.reason, status.verdict.detail) == (
+        "down",
+        "check_failed",
+        failure,
+    )
+    assert hb.check_failure == failure
+    if group.driver.name != "db":  # db holds no member; the record above says it all
+        assert await held() is False, "the member must leave in the failing round"
+    assert leaves == 1
+    assert await hb.round_once()
+    assert leaves == 1, "a held service leaves once, not once per round"
+    assert (await group.get(*key)).verdict.reason == "check_failed"
+
+    failure = None
+    assert await hb.round_once()
+    status = await group.get(*key)
+    assert status.is_up
+    assert status.service.check_failure is None
+    assert hb.check_failure is None
+    assert await held()
+
+
+async def test_a_check_failure_outlives_the_stop(group: ServiceGroup) -> None:
+    """A service held down by its check and then stopped reads check_failed (with the
+    reason), not left: the reason is the more useful of the two, and stays."""
+
+    async def failing() -> str | None:
+        return "exec:false: exit status 1"
+
+    hb = group.heartbeat(spec(), gate=failing)
+    assert await hb.round_once()
+    await hb.leave()
+    status = await group.get("host-1", "sg-compute")
+    assert status.service.left is True
+    assert (status.verdict.state, status.verdict.reason, status.verdict.detail) == (
+        "down",
+        "check_failed",
+        "exec:false: exit status 1",
+    )

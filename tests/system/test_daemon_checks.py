@@ -18,6 +18,7 @@ from sg.model import ServiceStatus
 from tests.support.daemon_harness import AgentProcess, agent_config
 from tests.support.processes import sgctl
 from tests.support.servers import HttpServer, listener
+from tests.support.systemctl import StandInSystemctl
 from tests.support.waiting import eventually
 
 INTERVAL = 0.5
@@ -216,3 +217,41 @@ async def test_systemd_check_follows_a_transient_unit(tmp_path: Path) -> None:
     finally:
         agent.kill()
         subprocess.run(["systemctl", "stop", unit], capture_output=True, timeout=30)
+
+
+async def test_systemd_check_follows_a_stand_in_systemctl(
+    tmp_path: Path, stand_in_systemctl: StandInSystemctl
+) -> None:
+    """The agent's systemd: gate end to end, against a stand-in systemctl on PATH
+    (systemd is not PID 1 on this machine kind, so no real unit can be active)."""
+    unit = "sg-standin.service"
+    stand_in_systemctl.set_state(unit, "active")
+    store = f"sqlite://{tmp_path}/s.db"
+    config = agent_config(
+        tmp_path / "sg.toml",
+        store,
+        [
+            {"host": "h1", "binary": "sg-plain", "topic": "sd"},
+            {"host": "h1", "binary": "sg-unit", "topic": "sd", "check": f"systemd:{unit}"},
+        ],
+        report_interval=INTERVAL,
+        service_down_time=2.0,
+    )
+    agent = AgentProcess(config, tmp_path / "agent.log", None)
+    try:
+        async with ServiceGroup.from_urls(store, report_interval=INTERVAL, service_down_time=2.0) as group:
+
+            async def states() -> dict[str, ServiceStatus]:
+                return {s.service.binary: s for s in await group.list(topic="sd")}
+
+            await eventually(states, lambda st: len(st) == 2 and all(s.is_up for s in st.values()), 15, "up")
+            stand_in_systemctl.set_state(unit, "failed")
+            st, _ = await eventually(states, lambda st: not st["sg-unit"].is_up, ONE_BEAT + 1, "unit down")
+            assert st["sg-unit"].verdict.reason == "check_failed"
+            assert st["sg-unit"].verdict.detail == f"systemd:{unit}: not active (failed)"
+            assert st["sg-plain"].is_up
+            stand_in_systemctl.set_state(unit, "active")
+            await eventually(states, lambda st: st["sg-unit"].is_up, ONE_BEAT + 1, "unit up again")
+        assert f"is-active -- {unit}" in stand_in_systemctl.calls()
+    finally:
+        agent.kill()

@@ -85,15 +85,19 @@ async def test_kill_9_is_down_stale_after_down_time_not_before(
         status, _ = await eventually(
             lambda: reader.get("h1", "sg-e2e"),
             lambda s: not s.is_up,
-            DOWN_TIME + 1.0,
+            # The bound: the down time after the kill, plus 2 s of margin for a loaded
+            # 2-core machine (the reader polls every 10 ms).
+            DOWN_TIME + 2.0,
             "down after kill -9",
             interval=0.01,
         )
         went_down = time.monotonic() - killed
     assert status.verdict.reason == "stale"
-    # The last beat was at most one interval (plus jitter) before the kill, so the
-    # record cannot have gone stale earlier than this.
-    assert went_down >= DOWN_TIME - REPORT_INTERVAL - 0.05, went_down
+    # Not too early: judged by the store's own clock (the age at the verdict), since a
+    # loaded agent's last beat may have landed any time before the kill.
+    assert status.verdict.age is not None
+    assert status.verdict.age > DOWN_TIME, status.verdict.age
+    assert went_down <= DOWN_TIME + 2.0, went_down
     rows = sgctl_json("service", "list", config=config)
     assert (rows[0]["state"], rows[0]["reason"]) == ("down", "stale")
 

@@ -108,9 +108,17 @@ async def test_sigterm_is_down_within_1s_and_deletes_the_key(setup_3s: tuple[Set
         )
         assert proc.wait(5) == 0
     assert took <= 1.0
-    # Leaving marks the record before it deletes the key: readers never see not_joined.
-    assert status.verdict.reason == "left"
-    status = await reader.get(HOST, BINARY)
+    # Leaving marks the record before it deletes the key, waiting for the store at most
+    # LEAVE_ORDER_GRACE: on a loaded machine a slower SQLite write may let a reader see
+    # not_joined first (the ordering itself: tests/contract/test_contract.py). The
+    # record reads left within the store's deadline either way.
+    assert status.verdict.reason in ("left", "not_joined")
+    status, _ = await eventually(
+        lambda: reader.get(HOST, BINARY),
+        lambda s: s.verdict.reason == "left",
+        reader.timings.store_timeout,
+        "the record marked left",
+    )
     assert (status.verdict.state, status.verdict.reason) == ("down", "left")
     assert (await reader.driver.members([member]))[member.key] is False
 
@@ -143,12 +151,16 @@ async def test_memcached_restart_under_a_live_agent_is_up_within_one_beat(
                     2,
                     "one re-join logged per restart",
                 )
+            # No further re-join: let two more beats land (each counts in the record),
+            # then the count must still be 2. (Waiting for "n == 2" held at once.)
+            base = (await reader.get(HOST, BINARY)).service.report_count
             await eventually(
-                rejoins,
-                lambda n: n == 2,
-                2 * setup.report_interval + 0.5,
-                "no further re-join logged",
+                lambda: reader.get(HOST, BINARY),
+                lambda s: s.service.report_count >= base + 2,
+                2 * setup.report_interval + 2.0,  # two beats, 2 s of margin for a loaded machine
+                "two more beats",
             )
+            assert await rejoins() == 2, "a re-join logged after the member was back"
             assert {e["backend"] for e in setup.events("service_rejoined")} == {"memcached"}
             assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)

@@ -15,6 +15,7 @@ from agent.checks import Check
 from agent.checks.grammar import parse_check
 from sg.testing import free_port
 from tests.support.servers import HttpServer, listener
+from tests.support.systemctl import StandInSystemctl
 from tests.support.waiting import eventually
 
 
@@ -141,13 +142,32 @@ async def test_systemd_check_on_a_live_systemd() -> None:
     assert "not active" in reason
 
 
-@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl is not installed")
-async def test_systemd_check_fails_closed_without_systemd() -> None:
-    if _systemd_running():
-        pytest.skip("systemd runs here; covered by test_systemd_check_on_a_live_systemd")
+async def test_systemd_check_fails_closed_without_systemd(stand_in_systemctl: StandInSystemctl) -> None:
+    """No running systemd: the unit reads inactive, the check fails (stand-in systemctl;
+    the real one says the same where systemd is not PID 1)."""
     reason = await check("systemd:ssh.service")()
-    assert reason is not None
-    assert reason.startswith("systemd:ssh.service: not active")
+    assert reason == "systemd:ssh.service: not active (inactive)"
+
+
+async def test_systemd_check_passes_while_the_unit_is_active(stand_in_systemctl: StandInSystemctl) -> None:
+    """The passing path, with a stand-in systemctl on PATH: systemd is not PID 1 on this
+    machine kind, so no real unit can be active here."""
+    stand_in_systemctl.set_state("sg-web.service", "active")
+    assert await check("systemd:sg-web.service")() is None
+    stand_in_systemctl.set_state("sg-web.service", "failed")
+    assert await check("systemd:sg-web.service")() == "systemd:sg-web.service: not active (failed)"
+    stand_in_systemctl.set_state("sg-web.service", "active")
+    assert await check("systemd:sg-web.service")() is None
+    # The unit is passed after "--", so a unit name can never be read as an option.
+    assert stand_in_systemctl.calls() == ["is-active -- sg-web.service"] * 3
+
+
+async def test_systemd_check_without_systemctl_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no systemctl at all
+    reason = await check("systemd:sg-web.service")()
+    assert reason == "systemd:sg-web.service: command not found: systemctl"
 
 
 async def test_a_slow_check_does_not_hold_another() -> None:

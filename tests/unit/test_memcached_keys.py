@@ -9,7 +9,7 @@ import aiomcache
 import pytest
 
 from sg.drivers.memcached import MAX_RELATIVE_EXPIRY, member_ttl, parse_url
-from sg.drivers.memcached.keys import MAX_KEY_BYTES, member_key, pick_server
+from sg.drivers.memcached.keys import MAX_KEY_BYTES, _weight, member_key, pick_server
 from sg.errors import ConfigError
 from sg.testing.memcached import MemcachedServer
 
@@ -183,3 +183,36 @@ def test_ttl_rounds_up_to_whole_seconds() -> None:
     assert member_ttl(MAX_RELATIVE_EXPIRY, 10) == MAX_RELATIVE_EXPIRY
     with pytest.raises(ConfigError, match="30 days"):
         member_ttl(MAX_RELATIVE_EXPIRY + 0.5, 10)
+
+
+def test_key_encoding_is_exact() -> None:
+    assert member_key("sg", "compute", "h1", "nova-compute") == b"sg:m:compute:h1:nova-compute"
+    # "/" is escaped too (quote's default would keep it), and ":" so the parts stay apart.
+    assert member_key("sg", "a/b", "h:1", "b c") == b"sg:m:a%2Fb:h%3A1:b%20c"
+    assert member_key("sg", "ü", "~_.-", "x") == b"sg:m:%C3%BC:~_.-:x"
+
+
+def test_a_key_of_exactly_250_bytes_stays_plain() -> None:
+    at_limit = member_key("p", "t", "x" * 242, "b")
+    assert len(at_limit) == MAX_KEY_BYTES
+    assert at_limit.startswith(b"p:m:")
+    over = member_key("p", "t", "x" * 243, "b")
+    assert over.startswith(b"p:h:")
+    assert len(over) == len(b"p:h:") + 64
+
+
+def test_placement_is_pinned() -> None:
+    """Rendezvous weights are part of the wire contract: every client of a fleet must
+    place a key on the same server, so the hash may not change between versions."""
+    assert _weight(b"mc1:11211", b"sg:m:compute:h1:b") == 11975138891685264090
+    servers = ["mc1:11211", "mc2:11211", "mc3:11211"]
+    placed = [pick_server(servers, member_key("sg", "compute", f"h{i}", "b")) for i in range(12)]
+    assert placed == [1, 1, 0, 0, 1, 1, 1, 0, 1, 2, 0, 0]
+
+
+def test_pick_server_edges() -> None:
+    with pytest.raises(ValueError, match=r"^no servers$"):
+        pick_server([], b"k")
+    assert pick_server(["only:1"], b"k") == 0
+    # The same name twice: the first one wins the tie.
+    assert pick_server(["a:1", "a:1"], b"k") == 0

@@ -1,123 +1,150 @@
-"""The fast builders of sg.model build exactly what the dataclasses' own constructors build."""
+"""sg/model.py: names and versions validated once, naming the field; the values and
+their JSON row."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
 from sg.errors import InvalidName
 from sg.model import (
+    MAX_NAME_LENGTH,
     MAX_VERSION,
+    Member,
     Service,
+    ServiceKey,
     ServiceStatus,
     Verdict,
-    service_from_row,
-    status_of,
     validate_name,
+    validate_version,
 )
-from sg.store.sql import row_to_service
-
-STAMP = datetime(2026, 11, 30, 4, 0, 0, 123456, tzinfo=UTC)
-FIELDS = dict(
-    id=7,
-    uuid="0b5f7a3e-6f7e-4c1e-9a8e-2f0f7f1d2c3b",
-    host="compute-01",
-    binary="nova-compute",
-    topic="compute",
-    version=3,
-    disabled=True,
-    disabled_reason="maintenance",
-    forced_down=False,
-    left=True,
-    report_count=42,
-    created_at=STAMP,
-    updated_at=STAMP,
-    check_failure="pidfile: gone",
-    driver="zookeeper",
-    zone="az-1",
-    age=1.25,
-)
-#: The store's column order (sg.store.sql.COLUMNS, then age).
-ORDER = [
-    "id",
-    "uuid",
-    "host",
-    "binary",
-    "topic",
-    "version",
-    "disabled",
-    "disabled_reason",
-    "forced_down",
-    "left",
-    "report_count",
-    "created_at",
-    "updated_at",
-    "check_failure",
-    "driver",
-    "zone",
-    "age",
-]
-
-
-def test_service_from_row_equals_the_dataclass() -> None:
-    fast = service_from_row(*(FIELDS[name] for name in ORDER))
-    assert fast == Service(**FIELDS)  # type: ignore[arg-type]
-    assert dataclasses.asdict(fast) == FIELDS
-    assert {f.name for f in dataclasses.fields(Service)} == set(ORDER), "a new field needs the builder too"
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.host = "x"  # type: ignore[misc]
-
-
-def test_row_to_service_maps_store_types() -> None:
-    # SQLite gives 0/1 flags and epoch seconds; the result is the same Service.
-    row = [FIELDS[name] for name in ORDER]
-    row[ORDER.index("disabled")] = 1
-    row[ORDER.index("forced_down")] = 0
-    row[ORDER.index("left")] = 1
-    row[ORDER.index("created_at")] = row[ORDER.index("updated_at")] = STAMP.timestamp()
-    assert row_to_service(tuple(row)) == Service(**FIELDS)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
-    [("host", ""), ("binary", " padded"), ("topic", "a\nb"), ("host", "x" * 300), ("version", -1)],
+    ("value", "why"),
+    [
+        (None, "must be a string"),
+        (3, "must be a string"),
+        ("", "must not be empty"),
+        ("x" * (MAX_NAME_LENGTH + 1), f"longer than {MAX_NAME_LENGTH} characters"),
+        (" a", "has leading or trailing white space"),
+        ("a\t", "has leading or trailing white space"),
+        ("a\x00b", "contains control character '\\x00'"),
+        ("a\x7fb", "contains control character '\\x7f'"),
+        ("a\u2028b", "contains control character '\\u2028'"),
+    ],
 )
-def test_service_from_row_still_validates(field: str, value: object) -> None:
-    # The names of FIELDS are in the cache of valid names; a bad one beside them is not.
-    validate_name("host", FIELDS["host"])
-    values = dict(FIELDS, **{field: value})
-    with pytest.raises(InvalidName):
-        service_from_row(*(values[name] for name in ORDER))
-    with pytest.raises(InvalidName):
-        Service(**values)  # type: ignore[arg-type]
+def test_a_bad_name_is_refused_naming_the_field_and_why(value: object, why: str) -> None:
+    with pytest.raises(InvalidName) as info:
+        validate_name("topic", value)
+    assert (info.value.field, info.value.value, info.value.why) == ("topic", value, why)
+    assert str(info.value) == f"invalid topic {value!r}: {why}"
 
 
-def test_version_bounds_in_the_builder() -> None:
-    values = dict(FIELDS, version=MAX_VERSION)
-    assert service_from_row(*(values[name] for name in ORDER)).version == MAX_VERSION
-    values["version"] = MAX_VERSION + 1
-    with pytest.raises(InvalidName):
-        service_from_row(*(values[name] for name in ORDER))
+def test_names_at_the_limits_pass() -> None:
+    assert validate_name("host", "x" * MAX_NAME_LENGTH) == "x" * MAX_NAME_LENGTH
+    assert validate_name("host", "a") == "a"
+    assert validate_name("host", "a b/..:%") == "a b/..:%"
 
 
-def test_cached_names_are_checked_once_but_still_typed() -> None:
-    assert validate_name("host", "cached-host") == "cached-host"
-    assert validate_name("host", "cached-host") == "cached-host"
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (True, "must be an integer"),
+        (1.0, "must be an integer"),
+        ("1", "must be an integer"),
+        (-1, f"must be from 0 to {MAX_VERSION}"),
+        (MAX_VERSION + 1, f"must be from 0 to {MAX_VERSION}"),
+    ],
+)
+def test_a_bad_version_is_refused(value: object, why: str) -> None:
+    with pytest.raises(InvalidName) as info:
+        validate_version(value)
+    assert (info.value.field, info.value.value, info.value.why) == ("version", value, why)
 
-    class Sneaky(str):
-        pass
 
-    # A str subclass never takes the cache's word for it.
-    assert validate_name("host", Sneaky("cached-host")) == "cached-host"
-    with pytest.raises(InvalidName):
-        validate_name("host", ["cached-host"])
+def test_versions_at_the_limits_pass() -> None:
+    assert validate_version(0) == 0
+    assert validate_version(MAX_VERSION) == MAX_VERSION
 
 
-@pytest.mark.parametrize("state", ["up", "down", "unknown"])
-def test_status_of_equals_the_dataclass(state: str) -> None:
-    service = Service(**FIELDS)  # type: ignore[arg-type]
-    verdict = Verdict(state, "ok")  # type: ignore[arg-type]
-    assert status_of(service, verdict) == ServiceStatus(service, verdict)
-    assert status_of(service, verdict).is_up is (state == "up")
+@pytest.mark.parametrize("field", ["host", "binary", "topic", "version"])
+def test_member_and_service_validate_every_field(field: str) -> None:
+    good: dict[str, object] = {"host": "h", "binary": "b", "topic": "t", "version": 1}
+    bad = {**good, field: -1 if field == "version" else ""}
+    for cls in (Member, Service):
+        with pytest.raises(InvalidName) as info:
+            cls(**bad)  # type: ignore[arg-type]
+        assert info.value.field == field
+
+
+def test_service_key_of_validates_host_then_binary() -> None:
+    assert ServiceKey.of("h", "b") == ServiceKey("h", "b")
+    for host, binary, field in (("", "b", "host"), ("h", "", "binary"), ("", "", "host")):
+        with pytest.raises(InvalidName) as info:
+            ServiceKey.of(host, binary)
+        assert info.value.field == field
+
+
+def test_keys_and_members_of_a_record() -> None:
+    service = Service("h", "b", "t", version=7)
+    assert service.key == ServiceKey("h", "b")
+    assert service.member == Member("h", "b", "t", 7)
+    assert Member("h", "b", "t").key == ServiceKey("h", "b")
+
+
+@pytest.mark.parametrize(("state", "up"), [("up", True), ("down", False), ("unknown", False)])
+def test_status_is_up_only_for_up(state: str, up: bool) -> None:
+    status = ServiceStatus(Service("h", "b", "t"), Verdict(state, "ok"))  # type: ignore[arg-type]
+    assert status.is_up is up
+    assert status.verdict.is_up is up
+
+
+def test_as_dict_is_every_field_of_the_record_and_the_verdict() -> None:
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    updated = datetime(2026, 1, 2, 3, 4, 6, 500000, tzinfo=UTC)
+    service = Service(
+        host="h1",
+        binary="sg-web",
+        topic="web",
+        id=42,
+        uuid="u-42",
+        version=3,
+        disabled=True,
+        disabled_reason="maintenance",
+        forced_down=True,
+        left=True,
+        report_count=9,
+        created_at=created,
+        updated_at=updated,
+        age=1.23456,
+        check_failure="tcp: refused",
+    )
+    verdict = Verdict("down", "forced_down", 1.23456, False, "why")
+    assert ServiceStatus(service, verdict).as_dict() == {
+        "id": 42,
+        "uuid": "u-42",
+        "host": "h1",
+        "binary": "sg-web",
+        "topic": "web",
+        "status": "disabled",
+        "state": "down",
+        "reason": "forced_down",
+        "age": 1.235,
+        "updated_at": "2026-01-02T03:04:06.500000+00:00",
+        "created_at": "2026-01-02T03:04:05+00:00",
+        "disabled": True,
+        "disabled_reason": "maintenance",
+        "forced_down": True,
+        "left": True,
+        "check_failure": "tcp: refused",
+        "version": 3,
+        "report_count": 9,
+        "driver_seen": False,
+        "detail": "why",
+    }
+    fresh = ServiceStatus(Service("h1", "sg-web", "web"), Verdict("down", "never_reported"))
+    row = fresh.as_dict()
+    assert (row["status"], row["age"], row["updated_at"], row["created_at"]) == ("enabled", None, None, None)
+    assert (row["driver_seen"], row["detail"], row["disabled"]) == (None, None, False)

@@ -81,6 +81,10 @@ def test_rule(
     assert (verdict.state, verdict.reason) == (state, reason)
     assert verdict.age == service.age
     assert verdict.is_up is (state == "up")
+    # An unreachable driver's answer is never passed on; every other verdict carries it.
+    assert verdict.driver_seen is (None if reason == "driver_unreachable" else seen)
+    expected_detail = {"check_failed": service.check_failure, "driver_unreachable": error}.get(reason)
+    assert verdict.detail == expected_detail
 
 
 def test_details() -> None:
@@ -89,6 +93,11 @@ def test_details() -> None:
     )
     assert failed.detail == "tcp:db:5432: refused"
     assert failed.driver_seen is False
+    assert failed.age == FRESH.age
+    for changes in ({"forced_down": True}, {"left": True}, {"age": DOWN_TIME + 1}, {}):
+        down = judge(replace(FRESH, **changes), service_down_time=DOWN_TIME, driver_seen=False)  # type: ignore[arg-type]
+        assert down.state == "down"
+        assert (down.driver_seen, down.detail) == (False, None)
     unreachable = judge(FRESH, service_down_time=DOWN_TIME, driver_seen=None, driver_error="zk: timeout")
     assert (unreachable.detail, unreachable.driver_seen) == ("zk: timeout", None)
     up = judge(FRESH, service_down_time=DOWN_TIME, driver_seen=True)

@@ -1,0 +1,285 @@
+"""sg/group.py on the in-process memory backends, with backend failures injected:
+verdicts of unreachable backends, delete's refusals, min_version over unknowns."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from sg import ServiceGroup, Settings
+from sg.errors import BackendUnavailable, LeaveRefused, NotFound, Refused
+from sg.model import Member, ServiceKey
+from sg.timings import Timings
+
+_names = itertools.count()
+INTERVAL = 0.2
+DOWN_TIME = 1.0
+
+
+def member(host: str = "h1", version: int = 1) -> Member:
+    return Member(host, "sg-web", "web", version)
+
+
+@pytest.fixture
+async def group() -> AsyncIterator[ServiceGroup]:
+    name = f"grp{next(_names)}"
+    async with ServiceGroup.from_urls(
+        f"memory://{name}", f"memory://{name}", report_interval=INTERVAL, service_down_time=DOWN_TIME
+    ) as g:
+        yield g
+
+
+async def up(group: ServiceGroup, m: Member) -> None:
+    assert await group.heartbeat(m).beat_once()
+
+
+def unreachable(what: str) -> Any:
+    async def fail(*args: Any, **kwargs: Any) -> Any:
+        raise BackendUnavailable("memory", f"{what} is down")
+
+    return fail
+
+
+async def test_from_settings_builds_the_named_backends() -> None:
+    name = f"grp{next(_names)}"
+    settings = Settings(
+        store=f"memory://{name}", driver=f"memory://{name}", timings=Timings(report_interval=0.3)
+    )
+    group = ServiceGroup.from_settings(settings)
+    assert (group.store.name, group.driver.name) == ("memory", "memory")
+    assert group.timings.report_interval == 0.3
+    assert repr(group) == "ServiceGroup(store=memory, driver=memory)"
+
+
+async def test_verdict_of_unreachable_backends_is_unknown(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = member()
+    await up(group, m)
+    assert (await group.verdict(m)).state == "up"
+    assert await group.is_up(m)
+    with monkeypatch.context() as patch:
+        patch.setattr(group.driver, "members", unreachable("driver"))
+        verdict = await group.verdict(m)
+        assert (verdict.state, verdict.reason) == ("unknown", "driver_unreachable")
+        assert "driver is down" in (verdict.detail or "")
+        assert not await group.is_up(m)
+        status = await group.get("h1", "sg-web")
+        assert status.verdict.reason == "driver_unreachable"
+    with monkeypatch.context() as patch:
+        patch.setattr(group.store, "get", unreachable("store"))
+        verdict = await group.verdict(m)
+        assert (verdict.state, verdict.reason) == ("unknown", "store_unreachable")
+        assert "store is down" in (verdict.detail or "")
+    with pytest.raises(NotFound, match=r"no service host='h2' binary='sg-web'"):
+        await group.verdict(member("h2"))
+
+
+async def test_get_and_get_by_uuid_not_found(group: ServiceGroup) -> None:
+    with pytest.raises(NotFound, match=r"no service host='nope' binary='sg-web'"):
+        await group.get("nope", "sg-web")
+    with pytest.raises(NotFound, match=r"no service uuid='u-1'"):
+        await group.get_by_uuid("u-1")
+    m = member()
+    await up(group, m)
+    record = (await group.get("h1", "sg-web")).service
+    assert (await group.get_by_uuid(record.uuid)).service.key == m.key
+
+
+async def test_admin_changes_take_a_service_or_a_key(group: ServiceGroup) -> None:
+    m = member()
+    await up(group, m)
+    record = (await group.get("h1", "sg-web")).service
+    changed = await group.set_disabled(record, True, "why")
+    assert (changed.disabled, changed.disabled_reason) == (True, "why")
+    changed = await group.set_disabled(m.key, False)
+    assert (changed.disabled, changed.disabled_reason) == (False, None)
+    assert (await group.set_forced_down(record, True)).forced_down is True
+    assert (await group.set_forced_down(m.key, False)).forced_down is False
+
+
+async def test_leave_takes_a_key_a_service_or_a_member(group: ServiceGroup) -> None:
+    m = member()
+    for target in (m.key, m, None):
+        await up(group, m)
+        assert (await group.get("h1", "sg-web")).is_up
+        await group.leave(target if target is not None else (await group.get("h1", "sg-web")).service)
+        status = await group.get("h1", "sg-web")
+        assert (status.verdict.state, status.verdict.reason) == ("down", "left")
+        assert (await group.driver.members([m]))[m.key] is False
+    with pytest.raises(NotFound):
+        await group.leave(ServiceKey("nope", "sg-web"))
+
+
+async def test_delete_refuses_up_and_unknown_services_unless_forced(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = member()
+    await up(group, m)
+    with pytest.raises(Refused, match=r"host='h1' binary='sg-web' is up \(ok\); stop it first or use force"):
+        await group.delete(m.key)
+    with monkeypatch.context() as patch:
+        patch.setattr(group.driver, "members", unreachable("driver"))
+        with pytest.raises(Refused, match=r"is unknown \(driver_unreachable\)"):
+            await group.delete(m.key)
+    assert await group.store.get(m.key) is not None, "a refused delete changed nothing"
+    with capture_logs() as logs:
+        await group.delete(m.key, force=True)
+    assert await group.store.get(m.key) is None
+    (deleted,) = [e for e in logs if e["event"] == "service_deleted"]
+    assert (deleted["host"], deleted["binary"], deleted["forced"]) == ("h1", "sg-web", True)
+    with pytest.raises(NotFound):
+        await group.delete(m.key)
+
+
+async def test_delete_of_a_down_service_needs_no_force(group: ServiceGroup) -> None:
+    m = member()
+    await up(group, m)
+    await group.leave(m)
+    record = (await group.get("h1", "sg-web")).service
+    with capture_logs() as logs:
+        await group.delete(record)
+    assert [e["forced"] for e in logs if e["event"] == "service_deleted"] == [False]
+    assert await group.store.get(m.key) is None
+
+
+async def test_delete_when_the_driver_cannot_leave(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = member()
+    await up(group, m)
+    await group.set_forced_down(m.key, True)
+    monkeypatch.setattr(group.driver, "leave", unreachable("driver"))
+    with pytest.raises(
+        LeaveRefused, match=r"cannot remove the member .*driver is down.*; nothing was deleted"
+    ) as info:
+        await group.delete(m.key)
+    assert isinstance(info.value, BackendUnavailable)
+    assert await group.store.get(m.key) is not None
+    with capture_logs() as logs:
+        await group.delete(m.key, force=True)
+    assert await group.store.get(m.key) is None
+    (warned,) = [e for e in logs if e["event"] == "delete_driver_leave_failed"]
+    assert (warned["host"], warned["binary"]) == ("h1", "sg-web")
+    assert "driver is down" in warned["error"]
+
+
+async def test_delete_of_a_record_gone_meanwhile_is_not_found(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = member()
+    await up(group, m)
+    await group.leave(m)
+
+    async def gone(key: ServiceKey) -> bool:
+        return False
+
+    monkeypatch.setattr(group.store, "delete", gone)
+    with pytest.raises(NotFound, match=r"host='h1' binary='sg-web'"):
+        await group.delete(m.key)
+
+
+async def test_min_version_over_up_services_and_unknowns(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert await group.min_version("sg-web") is None
+    assert await group.min_version("sg-web", only_up=True) is None
+    await up(group, member("a", 7))
+    await up(group, member("b", 5))
+    await up(group, member("c", 3))
+    await group.leave(member("c", 3))
+    assert await group.heartbeat(Member("z", "other-binary", "web", 1)).beat_once()  # not counted
+    assert await group.min_version("sg-web") == 3
+    assert await group.min_version("sg-web", only_up=True) == 5
+    monkeypatch.setattr(group.driver, "members", unreachable("driver"))
+    # c is down for sure (left); a and b are unknown.
+    with pytest.raises(
+        BackendUnavailable, match=r"min_version: 2 of 3 services are unknown \(driver_unreachable: "
+    ) as info:
+        await group.min_version("sg-web", only_up=True)
+    assert info.value.backend == "memory"
+    assert await group.min_version("sg-web") == 3
+
+
+async def _hang(*args: Any, **kwargs: Any) -> Any:
+    await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize(
+    ("backend", "method", "what", "call"),
+    [
+        ("store", "get", "get", lambda g, m: g.get(m.host, m.binary)),
+        ("store", "get_by_uuid", "get", lambda g, m: g.get_by_uuid("u-1")),
+        ("store", "list", "list", lambda g, m: g.list()),
+        ("store", "min_version", "min_version", lambda g, m: g.min_version(m.binary)),
+        ("store", "set_disabled", "set_disabled", lambda g, m: g.set_disabled(m.key, True)),
+        ("store", "set_forced_down", "set_forced_down", lambda g, m: g.set_forced_down(m.key, True)),
+        ("store", "delete", "delete", lambda g, m: g.delete(m.key, force=True)),
+        ("driver", "leave", "leave", lambda g, m: g.delete(m.key)),  # LeaveRefused, naming it
+    ],
+)
+async def test_a_hung_backend_call_times_out_naming_the_call(
+    backend: str, method: str, what: str, call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call of the group runs under the backend's deadline, and the error says which."""
+    async with _quick_group() as group:
+        m = member()
+        await up(group, m)
+        await group.leave(m)  # down, so a delete without force goes on to the driver
+        monkeypatch.setattr(group.store if backend == "store" else group.driver, method, _hang)
+        with anyio.fail_after(5), pytest.raises(BackendUnavailable) as info:
+            await call(group, m)
+    assert f"{what}: no answer within 0.1s" in str(info.value)
+    assert info.value.backend == "memory"
+
+
+async def test_a_hung_store_makes_the_verdict_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with _quick_group() as group:
+        m = member()
+        await up(group, m)
+        monkeypatch.setattr(group.store, "get", _hang)
+        with anyio.fail_after(5):
+            verdict = await group.verdict(m)
+    assert (verdict.state, verdict.reason) == ("unknown", "store_unreachable")
+    assert verdict.detail == "memory unavailable: get: no answer within 0.1s"
+
+
+def _quick_group() -> ServiceGroup:
+    name = f"grp{next(_names)}"
+    return ServiceGroup.from_urls(
+        f"memory://{name}",
+        f"memory://{name}",
+        report_interval=INTERVAL,
+        service_down_time=DOWN_TIME,
+        store_timeout=0.1,
+        driver_timeout=0.1,
+    )
+
+
+async def test_watch_polls_at_most_every_second_and_uses_the_notifier(group: ServiceGroup) -> None:
+    """Without an interval the watch lists every min(report_interval, 1 s); the memory
+    driver has no notifier, so the interval is what paces it."""
+    listed = 0
+    real_list = group.list
+
+    async def counting(**kwargs: Any) -> Any:
+        nonlocal listed
+        listed += 1
+        return await real_list(**kwargs)
+
+    group.list = counting  # type: ignore[method-assign]
+    began = time.monotonic()
+    with anyio.move_on_after(3 * INTERVAL + INTERVAL / 2):
+        async for _ in group.watch():
+            pass
+    took = time.monotonic() - began
+    # Rounds at 0, 0.2, 0.4, 0.6 s: four listings in 0.7 s; a loaded machine only
+    # gives fewer, never more (each round waits a whole interval).
+    assert 1 <= listed <= 4, (listed, took)
+    assert listed <= took / INTERVAL + 1

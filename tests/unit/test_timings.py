@@ -1,0 +1,87 @@
+"""sg/timings.py: every timing validated once, with its floor, the one-year ceiling and
+the 2.5x rule; the beat's deadline."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sg.errors import ConfigError
+from sg.timings import MAX_DURATION, MIN_DOWN_TIME_FACTOR, MIN_REPORT_INTERVAL, MIN_TIMEOUT, Timings
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"store_timeout": True}, "store_timeout must be a number of seconds, got True"),
+        ({"store_timeout": "5"}, "store_timeout must be a number of seconds, got '5'"),
+        ({"store_timeout": 0}, "store_timeout must be a positive number of seconds, got 0"),
+        ({"store_timeout": -1.0}, "store_timeout must be a positive number of seconds, got -1.0"),
+        ({"store_timeout": math.inf}, "store_timeout must be a positive number of seconds, got inf"),
+        ({"store_timeout": math.nan}, "store_timeout must be a positive number of seconds, got nan"),
+        ({"store_timeout": 0.04}, "store_timeout must be at least 0.05s, got 0.04s"),
+        ({"driver_timeout": 0.04}, "driver_timeout must be at least 0.05s, got 0.04s"),
+        ({"max_clock_skew": 0.04}, "max_clock_skew must be at least 0.05s, got 0.04s"),
+        ({"report_interval": 0.09}, "report_interval must be at least 0.1s, got 0.09s"),
+        (
+            {"report_interval": 0.1, "service_down_time": 0.24},
+            "service_down_time must be at least 0.25s, got 0.24s",
+        ),
+        (
+            {"driver_timeout": MAX_DURATION + 1},
+            f"driver_timeout must be at most {MAX_DURATION:g}s (one year), got {MAX_DURATION + 1:g}s",
+        ),
+        (
+            {"report_interval": 10.0, "service_down_time": 24.9},
+            "service_down_time (24.9s) must be at least 2.5 x report_interval (10s), i.e. >= 25s",
+        ),
+    ],
+)
+def test_bad_timings_name_the_timing(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Timings(**changes)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    at_floor = Timings(
+        report_interval=MIN_REPORT_INTERVAL,
+        service_down_time=MIN_REPORT_INTERVAL * MIN_DOWN_TIME_FACTOR,
+        store_timeout=MIN_TIMEOUT,
+        driver_timeout=MIN_TIMEOUT,
+        max_clock_skew=MIN_TIMEOUT,
+    )
+    assert at_floor.service_down_time == 0.25
+    assert Timings(store_timeout=MAX_DURATION).store_timeout == MAX_DURATION
+    assert Timings(report_interval=4, service_down_time=10).service_down_time == 10.0
+    assert isinstance(Timings(store_timeout=3).store_timeout, float)
+
+
+def test_check_interval_names_what_it_checks() -> None:
+    timings = Timings(report_interval=1, service_down_time=10)
+    assert timings.check_interval(4) == 4.0
+    with pytest.raises(
+        ConfigError, match=r"^service_down_time \(10s\) must be at least 2.5 x report_interval \(4.1s\)"
+    ):
+        timings.check_interval(4.1)
+    with pytest.raises(ConfigError, match=r"^service_down_time \(10s\) must be at least 2.5 x web interval"):
+        timings.check_interval(4.1, "web interval")
+    with pytest.raises(ConfigError, match=r"^web interval must be at least 0.1s"):
+        timings.check_interval(0.05, "web interval")
+
+
+def test_replace_validates_again() -> None:
+    timings = Timings(report_interval=1, service_down_time=10)
+    assert timings.replace(store_timeout=2) == Timings(
+        report_interval=1, service_down_time=10, store_timeout=2
+    )
+    assert timings.replace() == timings
+    with pytest.raises(ConfigError, match="service_down_time"):
+        timings.replace(report_interval=5)
+
+
+def test_a_beat_is_bounded_by_half_the_down_time() -> None:
+    timings = Timings(report_interval=1, service_down_time=10)
+    assert timings.beat_timeout(3.0) == 3.0
+    assert timings.beat_timeout(30.0) == 5.0
