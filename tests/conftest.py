@@ -58,6 +58,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     outcome = yield
     _fail_skip_in_ci(collector.nodeid, outcome.get_result())
 
+
 # Hypothesis profiles for the property tests (tests/property/), registered here so that
 # `--hypothesis-profile=long` finds them when pytest starts. The default keeps the whole
 # property set to seconds in `make test`; `long` is the soak (README, "Tests").

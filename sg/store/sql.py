@@ -242,38 +242,57 @@ class Statements:
         self.min_version = p('SELECT MIN(version) FROM services WHERE "binary" = ?')
         self._dialect = d
 
-    def survey(self, clauses: Sequence[str], *, partial: bool) -> str:
+    def survey(self, clauses: Sequence[str]) -> str:
         """The survey statement: the matching rows (``clauses`` ANDed, each with one
-        ``?``) joined to one row about the whole store, and with ``partial`` to the size
-        of each row's topic. Its first four parameters are down time, window, down time,
-        window."""
+        ``?``), each with its ``beat_gap``.
+
+        Without clauses the rows are the whole store, and its context is computed from
+        them. With clauses, each stale row also carries the store's context and its
+        topic's size, as subqueries evaluated only for a stale row (a ``CASE`` branch):
+        a read of live services pays nothing for them. Its parameters: the down time,
+        then (with clauses) down time, window, down time, window, down time, once per
+        stale-row column in order, then the clauses'."""
         d, p = self._dialect, self._dialect.params
-        now, stamp = d.epoch(d.clock), d.epoch("services.updated_at")
+        now, stamp, inner = d.epoch(d.clock), d.epoch("services.updated_at"), d.epoch("t.updated_at")
         columns = ", ".join(f"services.{c.strip()}" for c in COLUMNS.split(","))
-        # How many records, how old the newest stamp, and the oldest and newest previous
-        # stamps of the beats that landed within the window after a silence longer than
-        # the down time (beat_gap is the gap each beat closed).
-        resumed = f"CASE WHEN beat_gap > ? AND {now} - {stamp} < ? THEN {now} - {stamp} + beat_gap END"
-        context = (
-            f"(SELECT COUNT(*) AS ctx_total, {now} - MAX({stamp}) AS ctx_newest_age, "
-            f"MAX({resumed}) AS ctx_resumed_oldest, MIN({resumed}) AS ctx_resumed_newest "
-            "FROM services) ctx"
-        )
-        sql = (
-            f"SELECT {columns}, {now} - {stamp} AS age, ctx.ctx_total, ctx.ctx_newest_age, "
-            "ctx.ctx_resumed_oldest, ctx.ctx_resumed_newest"
-        )
-        if partial:
-            sql += ", sizes.topic_size"
-        sql += f" FROM services CROSS JOIN {context}"
-        if partial:
-            sql += (
-                " LEFT JOIN (SELECT topic AS size_topic, COUNT(*) AS topic_size FROM services "
-                "GROUP BY topic) sizes ON sizes.size_topic = services.topic"
-            )
+        sql = f"SELECT {columns}, {now} - {stamp} AS age, services.beat_gap"
         if clauses:
-            sql += f" WHERE {' AND '.join(clauses)}"
+            stale = f"{now} - {stamp} > ?"
+            # The previous stamps of the beats that landed within the window after a
+            # silence longer than the down time (beat_gap is the gap each beat closed).
+            resumed = (
+                f"CASE WHEN t.beat_gap > ? AND {now} - {inner} < ? THEN {now} - {inner} + t.beat_gap END"
+            )
+            parts = {
+                "ctx_total": "SELECT COUNT(*) FROM services t",
+                "ctx_newest_age": f"SELECT {now} - MAX({inner}) FROM services t",
+                "ctx_resumed_oldest": f"SELECT MAX({resumed}) FROM services t",
+                "ctx_resumed_newest": f"SELECT MIN({resumed}) FROM services t",
+                "topic_size": "SELECT COUNT(*) FROM services t WHERE t.topic = services.topic",
+            }
+            sql += "".join(
+                f", CASE WHEN {stale} THEN ({query}) END AS {name}" for name, query in parts.items()
+            )
+            sql += f" FROM services WHERE {' AND '.join(clauses)}"
+        else:
+            sql += " FROM services"
         return p(sql + ' ORDER BY services.host, services."binary"')
+
+
+def _context(rows: Sequence[Any], down: float, window: float) -> StoreContext:
+    """The store's context from all of its rows (what the subqueries of a filtered
+    survey compute in SQL)."""
+    ages = [float(row[16]) for row in rows if row[16] is not None]
+    resumed = [
+        float(row[16]) + float(row[17])
+        for row in rows
+        if row[16] is not None and row[17] is not None and float(row[17]) > down and float(row[16]) < window
+    ]
+    return StoreContext(
+        total=len(rows),
+        newest_age=min(ages) if ages else None,
+        resumed=(max(resumed), min(resumed)) if resumed else None,
+    )
 
 
 #: One audit row to write with a change: the action, who, and why.
@@ -614,7 +633,7 @@ class SQLStore:
     async def survey(self, query: SurveyQuery) -> Survey:
         """Matching records plus what the store says about itself, in one query."""
         clauses: list[str] = []
-        args: list[object] = [query.down_time, query.window, query.down_time, query.window]
+        args: list[object] = []
         filters: list[tuple[str, object]] = [
             ("topic", query.topic),
             ('"binary"', query.binary),
@@ -631,22 +650,26 @@ class SQLStore:
             if value is not None:
                 clauses.append(f"services.{column} = ?")
                 args.append(value)
-        # A read that may cut through topics learns their sizes in the same statement.
-        partial = query.partial
-        sql = self.sql.survey(clauses, partial=partial)
+        down, window = query.down_time, query.window
+        if clauses:
+            args = [down, down, down, down, window, down, down, window, down, *args]
+        sql = self.sql.survey(clauses)
         async with self._session("survey") as conn:
             rows = await conn.fetchall(sql, args)
-        if not rows:
-            return Survey([], StoreContext())
-        first = rows[0]
+        services = [row_to_service(row) for row in rows]
+        if not clauses:
+            return Survey(services, _context(rows, down, window))
+        stale = [row for row in rows if row["ctx_total"] is not None]
+        if not stale:
+            return Survey(services, StoreContext(), {})
+        first = stale[0]
         oldest, newest = first["ctx_resumed_oldest"], first["ctx_resumed_newest"]
         context = StoreContext(
             total=int(first["ctx_total"]),
             newest_age=None if first["ctx_newest_age"] is None else float(first["ctx_newest_age"]),
             resumed=None if oldest is None else (float(oldest), float(newest)),
         )
-        topic_sizes = {row["topic"]: int(row["topic_size"]) for row in rows} if partial else None
-        return Survey([row_to_service(row) for row in rows], context, topic_sizes)
+        return Survey(services, context, {row["topic"]: int(row["topic_size"]) for row in stale})
 
     async def set_disabled(
         self, key: ServiceKey, disabled: bool, reason: str | None, *, actor: Actor | None = None

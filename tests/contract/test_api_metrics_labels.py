@@ -17,20 +17,20 @@ def label_values(text: str, family: str, label: str) -> set[str]:
 
 
 async def test_invented_methods_and_paths_do_not_grow_metrics(
-    client: httpx.AsyncClient, mem_group: ServiceGroup
+    mem_client: httpx.AsyncClient, mem_group: ServiceGroup
 ) -> None:
     """5,000 requests with invented methods made /metrics 8 MB; the label sets are closed."""
     await beat(mem_group, "c1")
 
     async def scrape() -> str:
-        r = await client.get("/metrics", headers=AUTH)
+        r = await mem_client.get("/metrics", headers=AUTH)
         assert r.status_code == 200
         return r.text
 
     async def noise(start: int, count: int) -> None:
         for i in range(start, start + count):
-            await client.request(f"X{i}", f"/v1/services/nope{i}")
-            await client.get(f"/no/such/path/{i}")
+            await mem_client.request(f"X{i}", f"/v1/services/nope{i}")
+            await mem_client.get(f"/no/such/path/{i}")
 
     await noise(0, 20)
     await scrape()  # so the scrape's own series exist in the next one

@@ -37,11 +37,11 @@ async def sql_client(sql_group: ServiceGroup) -> AsyncIterator[httpx.AsyncClient
 async def test_bad_disabled_reason_is_a_400_naming_the_field(
     sql_client: httpx.AsyncClient, sql_group: ServiceGroup, raw_reason: str
 ) -> None:
-    client, mem_group = sql_client, sql_group
+    mem_client, mem_group = sql_client, sql_group
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
     body = '{"status": "disabled", "disabled_reason": ' + raw_reason + "}"
-    r = await client.put(
+    r = await mem_client.put(
         f"/v1/services/{uuid}", content=body, headers={**AUTH, "Content-Type": "application/json"}
     )
     assert r.status_code == 400, r.text
@@ -50,10 +50,12 @@ async def test_bad_disabled_reason_is_a_400_naming_the_field(
     assert not status.service.disabled
 
 
-async def test_printable_unicode_reason_is_kept(client: httpx.AsyncClient, mem_group: ServiceGroup) -> None:
+async def test_printable_unicode_reason_is_kept(
+    mem_client: httpx.AsyncClient, mem_group: ServiceGroup
+) -> None:
     await beat(mem_group, "c1")
     uuid = await uuid_of(mem_group, "c1")
-    r = await client.put(
+    r = await mem_client.put(
         f"/v1/services/{uuid}", json={"status": "disabled", "disabled_reason": "mise à jour 🚀"}, headers=AUTH
     )
     assert r.status_code == 200, r.text

@@ -73,7 +73,8 @@ async def test_verdict_of_unreachable_backends_is_unknown(
         status = await group.get("h1", "sg-web")
         assert status.verdict.reason == "driver_unreachable"
     with monkeypatch.context() as patch:
-        patch.setattr(group.store, "get", unreachable("store"))
+        # A verdict reads its record with the store's context in one survey.
+        patch.setattr(group.store, "survey", unreachable("store"))
         verdict = await group.verdict(m)
         assert (verdict.state, verdict.reason) == ("unknown", "store_unreachable")
         assert "store is down" in (verdict.detail or "")
@@ -177,7 +178,7 @@ async def test_delete_of_a_record_gone_meanwhile_is_not_found(
     await up(group, m)
     await group.leave(m)
 
-    async def gone(key: ServiceKey) -> bool:
+    async def gone(key: ServiceKey, **audit: Any) -> bool:
         return False
 
     monkeypatch.setattr(group.store, "delete", gone)
@@ -214,9 +215,10 @@ async def _hang(*args: Any, **kwargs: Any) -> Any:
 @pytest.mark.parametrize(
     ("backend", "method", "what", "call"),
     [
-        ("store", "get", "get", lambda g, m: g.get(m.host, m.binary)),
-        ("store", "get_by_uuid", "get", lambda g, m: g.get_by_uuid("u-1")),
-        ("store", "list", "list", lambda g, m: g.list()),
+        # get, get_by_uuid, list and verdict read through one survey (records and context).
+        ("store", "survey", "survey", lambda g, m: g.get(m.host, m.binary)),
+        ("store", "survey", "survey", lambda g, m: g.get_by_uuid("u-1")),
+        ("store", "survey", "survey", lambda g, m: g.list()),
         ("store", "min_version", "min_version", lambda g, m: g.min_version(m.binary)),
         ("store", "set_disabled", "set_disabled", lambda g, m: g.set_disabled(m.key, True)),
         ("store", "set_forced_down", "set_forced_down", lambda g, m: g.set_forced_down(m.key, True)),
@@ -243,11 +245,11 @@ async def test_a_hung_store_makes_the_verdict_unknown(monkeypatch: pytest.Monkey
     async with _quick_group() as group:
         m = member()
         await up(group, m)
-        monkeypatch.setattr(group.store, "get", _hang)
+        monkeypatch.setattr(group.store, "survey", _hang)
         with anyio.fail_after(5):
             verdict = await group.verdict(m)
     assert (verdict.state, verdict.reason) == ("unknown", "store_unreachable")
-    assert verdict.detail == "memory unavailable: get: no answer within 0.1s"
+    assert verdict.detail == "memory unavailable: survey: no answer within 0.1s"
 
 
 def _quick_group() -> ServiceGroup:

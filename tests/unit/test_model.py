@@ -120,6 +120,8 @@ def test_as_dict_is_every_field_of_the_record_and_the_verdict() -> None:
         updated_at=updated,
         age=1.23456,
         check_failure="tcp: refused",
+        driver="zookeeper",
+        zone="az-2",
     )
     verdict = Verdict("down", "forced_down", 1.23456, False, "why")
     assert ServiceStatus(service, verdict).as_dict() == {
@@ -128,6 +130,7 @@ def test_as_dict_is_every_field_of_the_record_and_the_verdict() -> None:
         "host": "h1",
         "binary": "sg-web",
         "topic": "web",
+        "zone": "az-2",
         "status": "disabled",
         "state": "down",
         "reason": "forced_down",
@@ -139,6 +142,7 @@ def test_as_dict_is_every_field_of_the_record_and_the_verdict() -> None:
         "forced_down": True,
         "left": True,
         "check_failure": "tcp: refused",
+        "driver": "zookeeper",
         "version": 3,
         "report_count": 9,
         "driver_seen": False,

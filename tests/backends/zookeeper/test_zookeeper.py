@@ -27,6 +27,7 @@ from sg.drivers.zookeeper import (
     parse_member_name,
     parse_url,
 )
+from sg.drivers.zookeeper.names import encode_name
 from sg.errors import BackendUnavailable, ConfigError
 from sg.model import Member, ServiceEvent, ServiceKey, ServiceStatus
 from sg.redact import redact_url
