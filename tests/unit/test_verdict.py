@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from sg.model import Reason, Service, State
+from sg.model import RECOVERING, Presence, Reason, Service, State
 from sg.verdict import judge, store_unreachable
 
 DOWN_TIME = 10.0
@@ -16,7 +16,7 @@ FRESH = Service(host="h", binary="b", topic="t", age=1.0)
 # A row's record also carries every fault of the rows below it, so each rule is
 # shown to win over every later one.
 D = "driver down"
-ROWS: list[tuple[str, dict[str, object], bool | None, str | None, State, Reason]] = [
+ROWS: list[tuple[str, dict[str, object], Presence, str | None, State, Reason]] = [
     (
         "forced down wins over everything",
         {"forced_down": True, "check_failure": "x", "left": True, "age": None},
@@ -61,6 +61,16 @@ ROWS: list[tuple[str, dict[str, object], bool | None, str | None, State, Reason]
         "unknown",
         "driver_unreachable",
     ),
+    (
+        "a member the driver lost in a mass event it knows of",
+        {},
+        RECOVERING,
+        None,
+        "unknown",
+        "driver_recovering",
+    ),
+    ("stale wins over a recovering member", {"age": DOWN_TIME + 0.001}, RECOVERING, None, "down", "stale"),
+    ("an unreachable driver wins over recovering", {}, RECOVERING, D, "unknown", "driver_unreachable"),
     ("not held by the driver", {}, False, None, "down", "not_joined"),
     ("fresh and held", {}, True, None, "up", "ok"),
     ("exactly at the bound is fresh", {"age": DOWN_TIME}, True, None, "up", "ok"),
@@ -74,15 +84,17 @@ ROWS: list[tuple[str, dict[str, object], bool | None, str | None, State, Reason]
     ids=[row[0] for row in ROWS],
 )
 def test_rule(
-    changes: dict[str, object], seen: bool | None, error: str | None, state: State, reason: Reason
+    changes: dict[str, object], seen: Presence, error: str | None, state: State, reason: Reason
 ) -> None:
     service = replace(FRESH, **changes)  # type: ignore[arg-type]
     verdict = judge(service, service_down_time=DOWN_TIME, driver_seen=seen, driver_error=error)
     assert (verdict.state, verdict.reason) == (state, reason)
     assert verdict.age == service.age
     assert verdict.is_up is (state == "up")
-    # An unreachable driver's answer is never passed on; every other verdict carries it.
-    assert verdict.driver_seen is (None if reason == "driver_unreachable" else seen)
+    # An unreachable driver's answer is never passed on; every other verdict carries it
+    # (a member the driver lost, "recovering", as not held).
+    expected = None if reason == "driver_unreachable" else False if seen == RECOVERING else seen
+    assert verdict.driver_seen is expected
     expected_detail = {"check_failed": service.check_failure, "driver_unreachable": error}.get(reason)
     assert verdict.detail == expected_detail
 
@@ -102,6 +114,14 @@ def test_details() -> None:
     assert (unreachable.detail, unreachable.driver_seen) == ("zk: timeout", None)
     up = judge(FRESH, service_down_time=DOWN_TIME, driver_seen=True)
     assert (up.detail, up.driver_seen) == (None, True)
+
+
+def test_a_recovering_member_reads_as_not_held() -> None:
+    # Verdict.driver_seen is a plain bool: "recovering" is a member the driver does not hold.
+    recovering = judge(FRESH, service_down_time=DOWN_TIME, driver_seen=RECOVERING)
+    assert (recovering.driver_seen, recovering.age, recovering.detail) == (False, FRESH.age, None)
+    stale = judge(replace(FRESH, age=DOWN_TIME + 1), service_down_time=DOWN_TIME, driver_seen=RECOVERING)
+    assert stale.driver_seen is False
 
 
 def test_store_unreachable_is_unknown_never_up() -> None:
