@@ -47,15 +47,25 @@ EXIT_CONFIG = 78
 TABLE_COLUMNS = ("Binary", "Host", "Topic", "Status", "State", "Reason", "Updated At", "Age", "Version")
 
 
-def _name(field: str) -> Callable[[str], str]:
+def _checked(field: str, validate: Callable[[str, object], str]) -> Callable[[str], str]:
+    """An argparse type: the model's validator for ``field``; its error is a usage error."""
+
     def check(value: str) -> str:
         try:
-            return validate_name(field, value)
+            return validate(field, value)
         except InvalidName as exc:
             raise argparse.ArgumentTypeError(str(exc)) from exc
 
     check.__name__ = field
     return check
+
+
+def _name(field: str) -> Callable[[str], str]:
+    return _checked(field, validate_name)
+
+
+def _text(field: str) -> Callable[[str], str]:
+    return _checked(field, validate_text)
 
 
 def _duration(value: str) -> float:
@@ -72,17 +82,6 @@ def _actor(args: argparse.Namespace) -> Actor:
     except (OSError, KeyError):
         user = f"uid {os.getuid()}"
     return Actor(user, "sgctl", getattr(args, "reason", None))
-
-
-def _text(field: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        try:
-            return validate_text(field, value)
-        except InvalidName as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-
-    check.__name__ = field
-    return check
 
 
 def build_parser() -> argparse.ArgumentParser:
