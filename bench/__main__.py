@@ -46,7 +46,12 @@ def main(argv: list[str]) -> int:
         default=",".join(str(n) for n in listing.SIZES),
         help="service counts of the listing sweep (the table quotes 1,000 and 10,000)",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="the page to write (a directory: its benchmarks.md); the JSON goes beside it",
+    )
     parser.add_argument("--report-only", action="store_true", help="redraw the page from the saved JSON")
     args = parser.parse_args(argv)
     chosen = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -57,6 +62,8 @@ def main(argv: list[str]) -> int:
         sizes = tuple(sorted(int(n) for n in args.sizes.split(",")))
     except ValueError:
         parser.error("--sizes: comma-separated integers, e.g. 1000,10000")
+    if args.out.is_dir() or not args.out.suffix:
+        args.out = args.out / "benchmarks.md"
     saved = args.out.with_suffix(".json")
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
 
