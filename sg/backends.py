@@ -325,8 +325,8 @@ class Backends:
 
     async def _call(self, backend: str, what: str, call: Awaitable[T], timeout: float) -> T:
         # A bare cancel scope with a deadline, not anyio.fail_after: the same bound
-        # without its two generator context managers (a third of a memory verdict's
-        # fixed cost went to the two deadlines it sets).
+        # without the two generator context managers fail_after wraps it in (9.6
+        # against 6.8 us per call here; a verdict makes two).
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
                 return await call
