@@ -185,23 +185,33 @@ class ServiceGroup:
         survey = Survey([], self._no_context)
         store_error: str | None = None
         answer: tuple[Membership, str | None] = ({}, None)
-
-        async def read_store() -> None:
-            nonlocal survey, store_error
-            try:
-                survey = await self._survey(self._query(key=service.key))
-            except BackendUnavailable as exc:
-                store_error = str(exc)
+        query = self._query(key=service.key)
 
         async def ask_driver() -> None:
             nonlocal answer
             answer = await self.backends.membership([service])
 
-        # The driver is asked in a child task and the store read in this one: one task
-        # spawned per verdict instead of two (a verdict is a hot call).
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ask_driver)
-            await read_store()
+        if self.backends.local_membership:
+            # No round trip to overlap with the store's: no task to spawn either.
+            try:
+                survey = await self._survey(query)
+            except BackendUnavailable as exc:
+                store_error = str(exc)
+            else:
+                await ask_driver()
+        else:
+            # The driver is asked in a child task and the store read in this one: one
+            # task spawned per verdict instead of two (a verdict is a hot call).
+            async def read_store() -> None:
+                nonlocal survey, store_error
+                try:
+                    survey = await self._survey(query)
+                except BackendUnavailable as exc:
+                    store_error = str(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask_driver)
+                await read_store()
         if store_error is not None:
             return store_unreachable(store_error)
         if not survey.services:

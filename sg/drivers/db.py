@@ -22,6 +22,8 @@ class DBDriver:
     """Holds nothing: every service counts as a member."""
 
     name = "db"
+    #: ``members`` makes no round trip (see :mod:`sg.drivers.base`).
+    local = True
 
     def __init__(self, timings: Timings | None = None) -> None:
         self.timings = timings or Timings()

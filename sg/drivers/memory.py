@@ -34,6 +34,8 @@ class MemoryDriver:
     """Members in a set shared by name within the process."""
 
     name = "memory"
+    #: ``members`` makes no round trip (see :mod:`sg.drivers.base`).
+    local = True
 
     def __init__(self, shared_name: str = "default", timings: Timings | None = None) -> None:
         self.shared_name = shared_name

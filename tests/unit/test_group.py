@@ -285,3 +285,61 @@ async def test_watch_polls_at_most_every_second_and_uses_the_notifier(group: Ser
     # gives fewer, never more (each round waits a whole interval).
     assert 1 <= listed <= 4, (listed, took)
     assert listed <= took / INTERVAL + 1
+
+
+@pytest.mark.parametrize("local", [True, False], ids=["after-the-store", "beside-the-store"])
+async def test_verdict_rules_hold_whether_the_driver_is_asked_after_or_beside_the_store(
+    local: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver that says ``local`` is asked after the store read, in the same task; any
+    other beside it, in a task group: the verdicts are the same, failures and deadlines
+    included."""
+    async with _quick_group() as group:
+        monkeypatch.setattr(group.driver, "local", local)
+        assert group.backends.local_membership is local
+        m = member()
+        await up(group, m)
+        assert ((await group.verdict(m)).state, await group.is_up(m)) == ("up", True)
+        with monkeypatch.context() as patch:
+            patch.setattr(group.driver, "members", _hang)
+            with anyio.fail_after(5):
+                verdict = await group.verdict(m)
+            assert (verdict.state, verdict.reason) == ("unknown", "driver_unreachable")
+            assert verdict.detail == "memory unavailable: members: no answer within 0.1s"
+        with monkeypatch.context() as patch:
+            patch.setattr(group.store, "survey", unreachable("store"))
+            patch.setattr(group.driver, "members", _hang)  # not waited for: the store decides
+            with anyio.fail_after(5):
+                verdict = await group.verdict(m)
+            assert (verdict.state, verdict.reason) == ("unknown", "store_unreachable")
+        await group.leave(m)
+        verdict = await group.verdict(m)
+        assert (verdict.state, verdict.reason) == ("down", "left")
+        with pytest.raises(NotFound):
+            await group.verdict(member("h2"))
+
+
+async def test_a_deadline_around_a_backend_call_is_the_callers_not_a_backend_timeout() -> None:
+    """Each backend call has its own deadline (BackendTimeout naming the call); a caller's
+    shorter deadline or cancellation passes through it as the caller's."""
+    async with _quick_group() as group:
+        backends = group.backends
+        with pytest.raises(BackendUnavailable, match=r"survey: no answer within 0\.05s"):
+            await backends.store_call("survey", _hang(), timeout=0.05)
+        with pytest.raises(BackendUnavailable, match=r"members: no answer within 0\.1s"):
+            await backends.driver_call("members", _hang())
+        began = time.monotonic()
+        with pytest.raises(TimeoutError) as outer:
+            with anyio.fail_after(0.05):
+                await backends.store_call("survey", _hang(), timeout=5)
+        assert not isinstance(outer.value, BackendUnavailable)
+        with anyio.move_on_after(0.05) as scope:
+            await backends.driver_call("members", _hang(), timeout=5)
+        assert scope.cancelled_caught
+        assert time.monotonic() - began < 4
+        assert await backends.store_call("survey", _answer(7), timeout=0.05) == 7
+
+
+async def _answer(value: int) -> int:
+    await anyio.sleep(0)
+    return value

@@ -53,6 +53,12 @@ in ``tests/test_zookeeper*.py``, and what this module does about it:
   process changes) and reads a reply with ``readexactly`` under ``asyncio.timeout``:
   a listing of 1,000 members took 2.5x tooz's ``get_members`` before.
 
+* A single member's check (a verdict) is one ``exists`` of its node, which ZooKeeper
+  answers without an ACL check: :meth:`ZooKeeperClient.present` writes a ``getData``
+  of the topic before it, in the same write, so a topic the reader may not list
+  is refused as a listing's ``get_children`` is. Both are framed here and their
+  replies not decoded (:data:`_ANSWERED`); the xids come from the session's counter.
+
 aiozk uses asyncio directly (``asyncio.create_task``, futures): the driver works
 on anyio's asyncio backend only.
 """
@@ -156,6 +162,33 @@ class _ChildrenDecoder:
 
 protocol.response_xref[_FAST_CHILDREN] = _ChildrenDecoder
 
+#: Where aiozk finds the decoder of our bare reads (:meth:`_Connection.send_reads`):
+#: only whether the server answered without an error is wanted, so nothing is decoded.
+_ANSWERED = "sg.answered"
+#: ZooKeeper's opcodes of the two bare reads (``OpCode.exists``, ``OpCode.getData``).
+EXISTS, GET_DATA = 3, 4
+#: A read request's frame: length, xid, opcode, then the path's length (the path's
+#: UTF-8 bytes and a one-byte ``watch=false`` follow).
+_READ_FRAME = struct.Struct("!iiii")
+
+
+def _read_frame(opcode: int, path: str, xid: int) -> bytes:
+    """One ``exists``/``getData`` request with ``watch=false``, framed: what aiozk's
+    ``Connection.send`` writes for ``ExistsRequest``/``GetDataRequest(path, False)``."""
+    raw = path.encode("utf-8")
+    return _READ_FRAME.pack(13 + len(raw), xid, opcode, len(raw)) + raw + b"\x00"
+
+
+class _AnsweredDecoder:
+    """What aiozk's ``read_response`` calls for our bare reads: nothing to decode."""
+
+    @staticmethod
+    def deserialize(_raw: bytes) -> bool:
+        return True
+
+
+protocol.response_xref[_ANSWERED] = _AnsweredDecoder
+
 
 class _Connection(Connection):  # type: ignore[misc]
     """A connection that reports the end of its read loop (aiozk ignores EOF) and
@@ -181,6 +214,33 @@ class _Connection(Connection):  # type: ignore[misc]
             # What aiozk raises when a reply does not arrive whole within read_timeout.
             raise zkexc.UnfinishedRead from exc
 
+    def send_reads(self, reads: list[tuple[int, str, int]]) -> list[asyncio.Future[Any]]:
+        """Write ``(opcode, path, xid)`` reads (``exists``/``getData``, no watch) in one
+        write; each future gets ``(zxid, True)`` or the server's error (``NoNode``...).
+
+        What ``Connection.send`` does for one request, without aiozk's generic
+        serialisation (a ``BytesIO`` and a ``Primitive`` per field) and with one socket
+        write for all: the replies are not decoded (:data:`_ANSWERED`)."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        frames: list[bytes] = []
+        for opcode, path, xid in reads:
+            future: asyncio.Future[Any] = loop.create_future()
+            futures.append(future)
+            if self.closing:
+                future.set_exception(zkexc.ConnectError(self.host, self.port))
+                continue
+            frames.append(_read_frame(opcode, path, xid))
+            self.opcode_xref[xid] = _ANSWERED
+            self.pending[xid] = future
+        if frames:
+            try:
+                self.writer.write(b"".join(frames))
+            except Exception:
+                log.exception("zookeeper_write_failed")
+                self.abort()  # as aiozk's send does: every pending future fails
+        return futures
+
     def start_read_loop(self) -> None:
         super().start_read_loop()
         self.read_loop_task.add_done_callback(self._read_loop_ended)
@@ -196,6 +256,7 @@ class _Session(Session):  # type: ignore[misc]
 
     conn: Any
     session_id: int | None
+    xid: int
 
     def __init__(
         self,
@@ -246,6 +307,12 @@ class _Session(Session):  # type: ignore[misc]
         if old is not None:
             _ = asyncio.create_task(old.close(self.timeout))  # noqa: RUF006 - as aiozk does
 
+    def next_xid(self) -> int:
+        """The next request id, as ``Session.send`` numbers its requests."""
+        # Positive and within a signed 32-bit int: negative xids are special.
+        self.xid = self.xid + 1 if self.xid < 0x7FFFFFFF else 1
+        return int(self.xid)
+
     def _servers(self) -> str:
         return ",".join(f"{h}:{p}" for h, p in self.hosts)
 
@@ -283,6 +350,15 @@ class _Session(Session):  # type: ignore[misc]
             if self.conn.writer is not None:
                 self.conn.writer.close()
             self.conn.abort()
+
+
+async def _reply(future: asyncio.Future[Any]) -> Any:
+    """The future's result, or the exception it failed with (returned, so that the
+    second of two pipelined replies is always retrieved)."""
+    try:
+        return await future
+    except Exception as exc:  # cancellation (BaseException) propagates
+        return exc
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -373,6 +449,43 @@ class ZooKeeperClient:
             except zkexc.NoNode:
                 return None
         return NodeStat(response.stat.ephemeral_owner, response.stat.version)
+
+    async def present(self, parent: str, path: str) -> bool:
+        """Whether ``path`` exists, asked only if ``parent``'s data may be read (else
+        :class:`BackendUnavailable`, "not authorised"): one round trip.
+
+        ZooKeeper checks no ACL on ``exists``, so a member of a topic whose digest ACL
+        the reader lacks would read as present where ``get_children`` of the topic
+        (what a listing does) is refused; the ``getData`` of the parent, written with
+        the ``exists`` in one write and answered before it, keeps the two alike. A
+        missing parent means a missing node, as for :meth:`children`.
+
+        Both requests bypass ``Session.send`` (its retry bookkeeping, a heartbeat timer
+        re-armed per request) and aiozk's generic encoding and stat decoding: the two
+        cost less client CPU than aiozk's one ``exists`` (0.12 against 0.16 ms here).
+        The caller checks the session is connected first; a connection lost in flight
+        fails the call (``ConnectError``, a fault) instead of waiting for a new one, as
+        a read while disconnected does.
+        """
+        session = self.session
+        with _mapped("exists"):
+            futures = session.conn.send_reads(
+                [(GET_DATA, parent, session.next_xid()), (EXISTS, path, session.next_xid())]
+            )
+            try:
+                readable, exists = [await _reply(f) for f in futures]
+            finally:
+                for future in futures:
+                    if not future.done():
+                        future.cancel()  # our caller was cancelled: the reply is dropped
+            if isinstance(readable, BaseException) and not isinstance(readable, zkexc.NoNode):
+                raise readable
+            if isinstance(exists, zkexc.NoNode):
+                return False
+            if isinstance(exists, BaseException):
+                raise exists
+            session.last_zxid = exists[0]
+            return True
 
     async def create(self, path: str, data: bytes = b"", *, ephemeral: bool = False) -> Created:
         """Create a node with the client's ACL."""

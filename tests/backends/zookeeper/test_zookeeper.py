@@ -6,6 +6,8 @@ Process-level behaviour (kill -9, SIGTERM, SIGSTOP, server outages) is in
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -179,6 +181,59 @@ async def test_membership_is_one_get_children_per_topic(driver: ZooKeeperDriver)
     assert len(calls) == 2
     assert sum(membership.values()) == 60
     assert all(membership[s.key] for s in services[:60])
+
+
+async def test_one_member_is_one_exists_and_agrees_with_the_listing(driver: ZooKeeperDriver) -> None:
+    """A verdict asks the driver for one service: one ``exists`` of its node (with its
+    topic's read check), never the whole topic's ``get_children``, and the same answer
+    a listing gives: held, missing from a topic, in a topic that does not exist."""
+    held = [svc(host=f"h{i:03d}") for i in range(5)]
+    for s in held:
+        await driver.join(s)
+    missing, elsewhere = svc(host="h999"), svc(host="h100", topic="never-made")
+    services = [*held, missing, elsewhere]
+    client = driver.client
+    listed: list[str] = []
+    real = client.children
+
+    async def counted(path: str, *, watch: bool = False) -> Any:
+        listed.append(path)
+        return await real(path, watch=watch)
+
+    client.children = counted  # type: ignore[method-assign]
+    listing = await driver.members(services)
+    assert len(listed) == 2, listed
+    assert [listing[s.key] for s in services] == [True] * 5 + [False, False]
+    listed.clear()
+    for s in services:
+        one = await driver.members([s])
+        assert one == {s.key: listing[s.key]}, s
+    assert listed == [], "a single service was answered with get_children"
+
+
+async def test_a_single_read_cancelled_in_flight_drops_its_replies(driver: ZooKeeperDriver) -> None:
+    """A verdict's deadline can cancel the two pipelined reads after they were written:
+    their replies are dropped (no error left unretrieved), and the session serves on."""
+    held, missing = svc(host="held"), svc(host="missing")
+    await driver.join(held)
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        for _ in range(5):
+            with anyio.CancelScope() as scope:
+                scope.cancel()  # delivered at the first wait: after both requests are written
+                await driver.members([missing])
+            assert scope.cancelled_caught
+        # Replies come in order: this answer means the cancelled ones were read.
+        assert await driver.members([held]) == {held.key: True}
+        assert await driver.members([missing]) == {missing.key: False}
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert unhandled == []
+    assert driver.client.session.conn.pending == {}
 
 
 async def test_node_of_a_dead_session_does_not_block_rejoin(sg_zookeeper_url: str) -> None:
