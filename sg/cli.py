@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of ``sgctl``; returns the exit status."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, stream=sys.stderr, json=args.log_json)
+    configure_logging(args.log_level, stream=sys.stderr, json=args.log_json, deferred=True)
     try:
         return anyio.run(run, args, out)
     except ConfigError as exc:

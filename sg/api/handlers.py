@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,6 +25,7 @@ from sg.api.metrics import ApiMetrics
 from sg.api.openapi import API_FIELDS, MAX_REASON_LENGTH
 from sg.errors import BackendUnavailable
 from sg.group import ServiceGroup
+from sg.lazylog import get_logger
 from sg.model import Actor, ServiceStatus, validate_name, validate_text
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "update_service",
 ]
 
-log = structlog.get_logger("sg.api")
+log = get_logger("sg.api")
 
 #: Largest request body read, in bytes: a PUT body is a few dozen.
 MAX_BODY = 64 * 1024
