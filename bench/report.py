@@ -612,7 +612,8 @@ METHOD = [
     " memcached through pymemcache (one `GET` per member).",
     "- **Peak memory**: `tracemalloc` peak over one call (Python allocations only, not C buffers).",
     "- **sgctl**: wall time of the whole command, 100 services on SQLite, beside `python -c pass`"
-    " (same interpreter), interleaved.",
+    " (same interpreter), interleaved; the `sg` package byte-compiled first, as an installed one is"
+    " (the development machines set `PYTHONDONTWRITEBYTECODE`).",
     "- **sg-api**: the real `sg-api` (uvicorn, one worker) on SQLite + db with 1,000 services;"
     " one client (httpx, keep-alive) in this process, so client and server share the 2 cores;"
     " interleaved windows of `GET /v1/services` and of the library's own `list()` on the same file.",
