@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
-import structlog
 
 from sg.drivers.base import ChangeNotifier, Driver, Membership
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
+from sg.lazylog import get_logger
 from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.redact import redact_url
 from sg.store.base import BatchBeats, BeatResult, Store
@@ -46,7 +46,7 @@ __all__ = [
     "scheme_of",
 ]
 
-log = structlog.get_logger("sg.backends")
+log = get_logger("sg.backends")
 
 T = TypeVar("T")
 

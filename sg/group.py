@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import Self
 
 import anyio
-import structlog
 
 from sg.backends import Backends
 from sg.config import Settings
@@ -25,6 +24,7 @@ from sg.drivers.base import Driver, Membership
 from sg.errors import BackendUnavailable, LeaveRefused, NotFound, Refused
 from sg.guard import Guard, recovery_window
 from sg.heartbeat import BeatObserver, Gate, Heartbeat
+from sg.lazylog import get_logger
 from sg.model import (
     Action,
     Actor,
@@ -45,7 +45,7 @@ from sg.watch import watch as _watch
 
 __all__ = ["ServiceGroup"]
 
-log = structlog.get_logger("sg.group")
+log = get_logger("sg.group")
 
 
 def _not_found(host: str, binary: str) -> NotFound:

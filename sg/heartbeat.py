@@ -21,16 +21,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
 from sg.backends import Backends
 from sg.errors import BackendUnavailable
+from sg.lazylog import get_logger
 from sg.model import Member, ServiceKey
 
 __all__ = ["BeatObserver", "Gate", "Heartbeat", "HeartbeatStats"]
 
-log = structlog.get_logger("sg.heartbeat")
+log = get_logger("sg.heartbeat")
 
 #: Fraction of the interval taken off at random, so a fleet's beats spread out.
 JITTER = 0.1

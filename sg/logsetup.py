@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-import structlog
+from sg.lazylog import load_structlog, when_structlog_loaded
 
 __all__ = ["add_logging_arguments", "configure_logging"]
 
@@ -24,10 +24,40 @@ def add_logging_arguments(parser: argparse.ArgumentParser, *, default_level: str
     parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
 
 
-def configure_logging(level: str = "info", *, stream: TextIO | None = None, json: bool | None = None) -> None:
-    """JSON lines when ``stream`` is not a terminal (journald), key=value on one."""
+def configure_logging(
+    level: str = "info", *, stream: TextIO | None = None, json: bool | None = None, deferred: bool = False
+) -> None:
+    """JSON lines when ``stream`` is not a terminal (journald), key=value on one.
+
+    ``deferred`` (sgctl): when structlog is not imported yet, configure it only when
+    the first ``sg`` logger or stdlib log record needs it, so that a command that logs
+    nothing never imports structlog. Only for a process whose structlog events all
+    come from ``sg`` loggers (:mod:`sg.lazylog`).
+    """
     stream = stream or sys.stderr
     as_json = not stream.isatty() if json is None else json
+    if deferred and "structlog" not in sys.modules:
+        numeric = LEVELS.get(level, logging.INFO)
+        _install_root_handler(_DeferredHandler(stream), numeric)
+        when_structlog_loaded(lambda: _configure(level, stream, as_json))
+        return
+    _configure(level, stream, as_json)
+
+
+class _DeferredHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Until structlog is configured: the first stdlib record configures it (which
+    replaces this handler with the real one) and is then handled by the real one."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        load_structlog()  # runs the deferred configuration
+        for handler in logging.getLogger().handlers:
+            if handler is not self and getattr(handler, "_sg_handler", False):
+                handler.handle(record)
+
+
+def _configure(level: str, stream: TextIO, as_json: bool) -> None:
+    import structlog
+
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
@@ -55,6 +85,8 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, json
 def _route_stdlib_logging(stream: TextIO, renderer: Any, shared: list[Any], level: int) -> None:
     """Render records of stdlib-logging libraries (aiozk, asyncpg, uvicorn) like ours,
     so journald gets one format; at warning level at least, as they are chatty."""
+    import structlog
+
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -62,6 +94,10 @@ def _route_stdlib_logging(stream: TextIO, renderer: Any, shared: list[Any], leve
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    _install_root_handler(handler, level)
+
+
+def _install_root_handler(handler: logging.Handler, level: int) -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_sg_handler", False)]:
         root.removeHandler(old)

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
-import structlog
 
 from sg.drivers.base import ChangeNotifier
 from sg.errors import BackendUnavailable
+from sg.lazylog import get_logger
 from sg.model import ServiceEvent, ServiceKey, ServiceStatus
 
 __all__ = ["Lister", "watch"]
 
-log = structlog.get_logger("sg.watch")
+log = get_logger("sg.watch")
 
 #: Lists the services of a topic (all topics for ``None``) with their verdicts.
 Lister = Callable[..., Awaitable[list[ServiceStatus]]]

@@ -8,18 +8,17 @@ import sys
 from dataclasses import replace
 from types import FrameType
 
-import structlog
-
 from sg.api.app import create_app
 from sg.api.settings import api_settings
 from sg.config import add_config_argument, load_settings, parse_listen
 from sg.errors import ConfigError
+from sg.lazylog import get_logger
 from sg.logsetup import add_logging_arguments, configure_logging
 from sg.redact import redact_url
 
 __all__ = ["EXIT_CONFIG", "main", "parse_args"]
 
-log = structlog.get_logger("sg.api")
+log = get_logger("sg.api")
 
 #: sysexits.h EX_CONFIG, as sg-agent and sgctl.
 EXIT_CONFIG = 78

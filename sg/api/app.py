@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,10 +23,11 @@ from sg.api.settings import ApiSettings
 from sg.config import Settings
 from sg.errors import ConfigError
 from sg.group import ServiceGroup
+from sg.lazylog import get_logger
 
 __all__ = ["create_app"]
 
-log = structlog.get_logger("sg.api")
+log = get_logger("sg.api")
 
 
 def _endpoint(route: ApiRoute, ctx: Context) -> Callable[[Request], Awaitable[Response]]:

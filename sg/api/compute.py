@@ -46,7 +46,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -54,6 +53,7 @@ from sg.api.auth import AuthCheck
 from sg.api.errors import ROUTE_KEY
 from sg.errors import BackendUnavailable, InvalidName, NotFound, Refused
 from sg.group import ServiceGroup
+from sg.lazylog import get_logger
 from sg.model import DEFAULT_ZONE, Actor, Service, ServiceStatus, validate_name, validate_text
 
 __all__ = [
@@ -65,7 +65,7 @@ __all__ = [
     "nova_service",
 ]
 
-log = structlog.get_logger("sg.api.compute")
+log = get_logger("sg.api.compute")
 
 PREFIX = "/v2.1"
 #: The microversions announced: 2.1 so that clients' feature checks for 2.11

@@ -19,17 +19,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sg.errors import BackendUnavailable, ConfigError, InvalidName, NotFound, Refused
+from sg.lazylog import get_logger
 
 __all__ = ["EXCEPTION_HANDLERS", "ROUTE_KEY", "ApiError", "InternalErrors"]
 
-log = structlog.get_logger("sg.api")
+log = get_logger("sg.api")
 
 #: Scope key under which the endpoint records its route template (for logs and metrics).
 ROUTE_KEY = "sg.route"

@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,6 +46,7 @@ from starlette.types import Receive, Scope, Send
 from sg.api.errors import ApiError
 from sg.errors import BackendUnavailable
 from sg.group import ServiceGroup
+from sg.lazylog import get_logger
 from sg.model import ServiceKey, ServiceStatus, State, validate_name
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "sse",
 ]
 
-log = structlog.get_logger("sg.api.events")
+log = get_logger("sg.api.events")
 
 #: Seconds without an event after which a keep-alive comment is sent.
 DEFAULT_HEARTBEAT = 15.0

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -21,11 +20,12 @@ from sg.api.auth import TokenAuth
 from sg.api.compute import OsServices
 from sg.api.errors import ApiError
 from sg.api.events import EventStream
-from sg.api.listing import listing_response
+from sg.api.listing import SingleFlight, listing_response
 from sg.api.metrics import ApiMetrics
 from sg.api.openapi import API_FIELDS, MAX_REASON_LENGTH
 from sg.errors import BackendUnavailable
 from sg.group import ServiceGroup
+from sg.lazylog import get_logger
 from sg.model import Actor, ServiceStatus, validate_name, validate_text
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "update_service",
 ]
 
-log = structlog.get_logger("sg.api")
+log = get_logger("sg.api")
 
 #: Largest request body read, in bytes: a PUT body is a few dozen.
 MAX_BODY = 64 * 1024
@@ -55,8 +55,9 @@ _FALSE = ("false", "0", "no")
 @dataclass(frozen=True, slots=True)
 class Context:
     """What the handlers of one app share: the open group, the token check, the
-    request metrics, the OpenAPI document, the event stream and the os-services
-    interface (:mod:`sg.api.operators`)."""
+    request metrics, the OpenAPI document, the event stream, the os-services
+    interface (:mod:`sg.api.operators`) and the listings being read (shared by the
+    requests that want the same one at the same time)."""
 
     group: ServiceGroup
     auth: TokenAuth
@@ -64,6 +65,7 @@ class Context:
     openapi: dict[str, Any]
     events: EventStream
     compute: OsServices
+    listings: SingleFlight = field(default_factory=SingleFlight)
 
 
 Handler = Callable[[Request, Context], Awaitable[Response]]
@@ -126,8 +128,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 async def list_services(request: Request, ctx: Context) -> Response:
-    """``GET /v1/services``: one ``ServiceGroup.list()`` call, filtered by state here;
-    ``304`` when ``If-None-Match`` names the listing's ETag."""
+    """``GET /v1/services``: one ``ServiceGroup.list()`` call (shared with concurrent
+    requests for the same listing), filtered by state here; ``304`` when
+    ``If-None-Match`` names the listing's ETag."""
     params = _query(request, ("host", "binary", "topic", "state"))
     filters = {
         name: validate_name(name, params[name]) for name in ("host", "binary", "topic") if name in params
@@ -135,11 +138,17 @@ async def list_services(request: Request, ctx: Context) -> Response:
     state = params.get("state")
     if state is not None and state not in STATES:
         raise ApiError(400, f"state must be one of {', '.join(STATES)}", field="state")
-    statuses = await ctx.group.list(**filters)
-    if state is not None:
-        statuses = [s for s in statuses if s.verdict.state == state]
-    # Streamed with orjson and a weak ETag for pollers (see sg/api/listing.py).
-    return listing_response(request, statuses)
+
+    async def read() -> list[ServiceStatus]:
+        statuses = await ctx.group.list(**filters)
+        if state is None:
+            return statuses
+        return [s for s in statuses if s.verdict.state == state]
+
+    # Requests for the same listing at the same time share one read, its weak ETag
+    # and its orjson body (see sg/api/listing.py).
+    key = (filters.get("host"), filters.get("binary"), filters.get("topic"), state)
+    return listing_response(request, await ctx.listings.get(key, read))
 
 
 async def get_service(request: Request, ctx: Context) -> Response:

@@ -13,18 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
-import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sg.api.errors import ROUTE_KEY
+from sg.lazylog import get_logger
 from sg.model import ServiceStatus
 
 __all__ = ["METHODS", "ApiMetrics", "RequestMetrics"]
 
-log = structlog.get_logger("sg.api")
+log = get_logger("sg.api")
 
 #: Latency buckets in seconds: a listing of 1,000 services takes milliseconds.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

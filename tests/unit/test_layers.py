@@ -21,7 +21,8 @@ PACKAGES = ("sg", "agent")
 LAYERS: tuple[tuple[str, int], ...] = (
     ("sg.errors", 0),
     ("sg.redact", 0),
-    ("sg.logsetup", 0),
+    ("sg.lazylog", 0),
+    ("sg.logsetup", 1),
     ("sg.model", 1),
     ("sg.timings", 1),
     ("sg.verdict", 2),
@@ -37,6 +38,8 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("sg.cli", 8),
     ("sg.api", 8),
     ("agent", 9),
+    # The sgctl console script, over sg.cli.
+    ("sg.sgctl", 9),
     # The package itself re-exports the public API: above the group, below the apps.
     ("sg", 7),
 )

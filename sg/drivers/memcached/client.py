@@ -30,15 +30,15 @@ from typing import TypeVar
 
 import aiomcache
 import anyio
-import structlog
 from aiomcache.client import acquire
 from aiomcache.pool import Connection
 
 from sg.errors import BackendUnavailable, translate_errors
+from sg.lazylog import get_logger
 
 __all__ = ["ServerClient"]
 
-log = structlog.get_logger("sg.drivers.memcached")
+log = get_logger("sg.drivers.memcached")
 
 T = TypeVar("T")
 

@@ -74,7 +74,6 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 import anyio
-import structlog
 from aiozk import ACL, WatchEvent, ZKClient, protocol
 from aiozk import exc as zkexc
 from aiozk.connection import Connection
@@ -84,11 +83,12 @@ from aiozk.states import States
 
 from sg.drivers.zookeeper.url import DigestAuth
 from sg.errors import BackendUnavailable, translate_errors
+from sg.lazylog import get_logger
 from sg.timings import capped_backoff
 
 __all__ = ["Created", "NodeStat", "ZooKeeperClient"]
 
-log = structlog.get_logger("sg.drivers.zookeeper")
+log = get_logger("sg.drivers.zookeeper")
 
 NAME = "zookeeper"
 #: What aiozk raises on a backend fault: its ZKError (lost connection, expired

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Self
 
 import anyio
-import structlog
 
 from sg.drivers.base import Membership
 from sg.drivers.zookeeper.client import Created, ZooKeeperClient
@@ -36,12 +35,13 @@ from sg.drivers.zookeeper.names import encode_name, member_name
 from sg.drivers.zookeeper.url import ZooKeeperOptions, parse_url
 from sg.errors import BackendTimeout, BackendUnavailable
 from sg.guard import recovery_window
+from sg.lazylog import get_logger
 from sg.model import RECOVERING, Member, Presence, Service, ServiceKey
 from sg.timings import Timings
 
 __all__ = ["SETTLE", "ZooKeeperDriver"]
 
-log = structlog.get_logger("sg.drivers.zookeeper")
+log = get_logger("sg.drivers.zookeeper")
 
 #: After a pushed change, the longest wait before one more listing (see wait_for_change).
 SETTLE = 0.25
