@@ -25,6 +25,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from sg.backends import Backends
+from sg.drivers.db import DBDriver
 from sg.errors import BackendUnavailable
 from sg.model import Member, ServiceKey
 
@@ -227,11 +228,21 @@ class Heartbeat:
         """One beat: store and driver concurrently. Returns whether both succeeded."""
         began = time.monotonic()
         results: dict[str, bool] = {}
-        # The driver's step in a child task, the store's in this one: concurrent as ever,
-        # one task spawned per beat instead of two (the agent's CPU per beat, issue 12).
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._guarded, "driver", self._beat_driver, results)
+        if type(self.backends.driver) is DBDriver:
+            # The db driver holds nothing (its join and refresh do no I/O and cannot fail):
+            # no child task and no deadline for a step that never waits (issue 12: most
+            # of an agent's CPU per beat went to spawning and cancelling them).
+            self._joined = True
+            self._driver_cleared = False
+            self._recovered("driver")  # an outage of the driver before a reload to db ends
+            results["driver"] = True
             await self._guarded("store", self._beat_store, results)
+        else:
+            # The driver's step in a child task, the store's in this one: concurrent as
+            # ever, one task spawned per beat instead of two.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._guarded, "driver", self._beat_driver, results)
+                await self._guarded("store", self._beat_store, results)
         ok = all(results.values())
         self.stats.last_latency = time.monotonic() - began
         if ok:
