@@ -28,6 +28,7 @@ from sg.backends import Backends
 from sg.drivers.db import DBDriver
 from sg.errors import BackendUnavailable
 from sg.model import Member, ServiceKey
+from sg.store.base import BeatResult
 
 __all__ = ["BeatObserver", "Gate", "Heartbeat", "HeartbeatStats"]
 
@@ -230,8 +231,8 @@ class Heartbeat:
         results: dict[str, bool] = {}
         if type(self.backends.driver) is DBDriver:
             # The db driver holds nothing (its join and refresh do no I/O and cannot fail):
-            # no child task and no deadline for a step that never waits (issue 12: most
-            # of an agent's CPU per beat went to spawning and cancelling them).
+            # no child task and no deadline for a step that never waits (issue 12: with
+            # the status lines, a third of an agent's CPU per beat went to them).
             self._joined = True
             self._driver_cleared = False
             self._recovered("driver")  # an outage of the driver before a reload to db ends
@@ -264,7 +265,9 @@ class Heartbeat:
         """Run one step (possibly several calls to one backend) under one deadline."""
         timings = self.backends.timings
         try:
-            if backend == "store":
+            if step == self._beat_store:
+                await step()  # keeps its own deadline (one a batch when batched)
+            elif backend == "store":
                 bound = timings.beat_timeout(timings.store_timeout)
                 await self.backends.store_call("beat", step(), timeout=bound)
             else:
@@ -307,21 +310,41 @@ class Heartbeat:
             )
 
     async def _beat_store(self) -> None:
-        store = self.backends.store
-        if not self._registered:
-            await store.register(self.member, driver=self.backends.driver.name)
-            self._registered = True
+        """The store's step of a beat, within one bound (``beat_timeout``). A beat of a
+        registered record is bounded by :meth:`Backends.beat` itself (when batched, one
+        deadline a batch, kept by its leader); the rare rest (the first beat, a record
+        deleted under us) under a :meth:`Backends.store_call`."""
+        backends = self.backends
+        timings = backends.timings
+        bound = timings.beat_timeout(timings.store_timeout)
         before = time.time()
-        result = await self.backends.beat(self.key)  # batched with the host's others, if enabled
-        if result is None:
-            # The record was deleted under a live service: put it back.
-            await store.register(self.member, driver=self.backends.driver.name)
-            result = await store.beat(self.key)
-            self._rejoined("store", "record missing")
+        if self._registered:
+            began = time.monotonic()
+            result = await backends.beat(self.key, timeout=bound)  # with the host's others, if batched
             if result is None:
-                raise BackendUnavailable(store.name, "record vanished again right after re-creating it")
+                left = max(0.0, began + bound - time.monotonic())
+                result = await backends.store_call("beat", self._store_rejoin(), timeout=left)
+        else:
+            result = await backends.store_call("beat", self._store_join(), timeout=bound)
         local = (before + time.time()) / 2
         self._check_skew(result.store_time - local)
+
+    async def _store_join(self) -> BeatResult:
+        store = self.backends.store
+        await store.register(self.member, driver=self.backends.driver.name)
+        self._registered = True
+        result = await self.backends.beat(self.key)  # under the caller's store_call
+        return await self._store_rejoin() if result is None else result
+
+    async def _store_rejoin(self) -> BeatResult:
+        # The record was deleted under a live service: put it back.
+        store = self.backends.store
+        await store.register(self.member, driver=self.backends.driver.name)
+        result = await store.beat(self.key)
+        self._rejoined("store", "record missing")
+        if result is None:
+            raise BackendUnavailable(store.name, "record vanished again right after re-creating it")
+        return result
 
     async def _beat_driver(self) -> None:
         driver = self.backends.driver
