@@ -112,7 +112,10 @@ class Heartbeat:
         self.last_good: float | None = None
         #: Whether the last round was good; ``None`` before the first one.
         self.last_round_ok: bool | None = None
-        self._wake = anyio.Event()
+        #: The scope of the sleep between two rounds (``None`` while a round runs), and
+        #: whether :meth:`poke` asked for the next round now.
+        self._nap: anyio.CancelScope | None = None
+        self._poked = False
         self._driver_cleared = False
         self._registered = False
         self._joined = False
@@ -131,7 +134,9 @@ class Heartbeat:
 
     def poke(self) -> None:
         """Start the next round now instead of at the end of the interval."""
-        self._wake.set()
+        self._poked = True
+        if self._nap is not None:
+            self._nap.cancel()
 
     def set_report_interval(self, interval: float | None) -> None:
         """Beat every ``interval`` seconds from now on (``None``: the timings' default);
@@ -156,9 +161,15 @@ class Heartbeat:
                     task_status.started(self)
                     started = True
                 delay = self.report_interval * (1 - JITTER * random.random())  # noqa: S311
-                with anyio.move_on_after(max(0.0, began + delay - time.monotonic())):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+                if not self._poked:
+                    # A plain sleep, cancelled only by a poke: the timeout around an event
+                    # it replaces delivered a cancellation every round (issue 12).
+                    try:
+                        with anyio.CancelScope() as self._nap:
+                            await anyio.sleep(max(0.0, began + delay - time.monotonic()))
+                    finally:
+                        self._nap = None
+                self._poked = False
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.leave_timeout) as scope:
                 await self.leave()
@@ -262,7 +273,8 @@ class Heartbeat:
     async def _guarded(
         self, backend: str, step: Callable[[], Awaitable[None]], results: dict[str, bool]
     ) -> None:
-        """Run one step (possibly several calls to one backend) under one deadline."""
+        """Run one step (possibly several calls to one backend) under one deadline (the
+        store's beat keeps its own: see :meth:`_beat_store`)."""
         timings = self.backends.timings
         try:
             if step == self._beat_store:

@@ -460,3 +460,81 @@ async def test_a_driver_outage_ends_when_the_driver_becomes_db(
     assert hb.stats.outages == {}
     recovered = events(logs, "beat_recovered")
     assert [(e["backend"], e["failures"]) for e in recovered] == [("driver", 1)]
+
+
+# -- the sleep between rounds --------------------------------------------------------------
+
+
+@pytest.fixture
+async def slow_group() -> AsyncIterator[ServiceGroup]:
+    name = f"hb{next(_names)}"
+    async with ServiceGroup.from_urls(
+        f"memory://{name}", "db://", report_interval=5.0, service_down_time=30.0
+    ) as g:
+        yield g
+
+
+async def test_a_poke_starts_the_next_round_at_once(slow_group: ServiceGroup) -> None:
+    hb = slow_group.heartbeat(MEMBER)
+    with anyio.fail_after(5):  # far below the 5 s interval x 2 the rounds would take unpoked
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            await eventually(_beats_of(hb), lambda n: n >= 1, 2.0, "the first beat")
+            hb.poke()  # while it sleeps
+            await eventually(_beats_of(hb), lambda n: n >= 2, 2.0, "a poked beat")
+            hb.set_report_interval(None)  # a reload pokes too
+            await eventually(_beats_of(hb), lambda n: n >= 3, 2.0, "a beat after a reload")
+            tg.cancel_scope.cancel()
+
+
+async def test_a_poke_during_a_round_is_not_lost(slow_group: ServiceGroup) -> None:
+    hb = slow_group.heartbeat(MEMBER)
+    poked = False
+
+    async def gate() -> str | None:
+        nonlocal poked
+        if not poked:
+            poked = True
+            hb.poke()  # during the first round, before its sleep
+        return None
+
+    hb.gate = gate
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            await eventually(_beats_of(hb), lambda n: n >= 2, 2.0, "the round the poke asked for")
+            tg.cancel_scope.cancel()
+
+
+async def test_the_sleep_between_rounds_delivers_no_cancellation(group: ServiceGroup) -> None:
+    """Issue 12: a round ends in a plain sleep, not a timeout cancelling a wait."""
+    import asyncio
+
+    cancels = 0
+
+    class CountingTask(asyncio.Task):  # type: ignore[type-arg]
+        def cancel(self, msg: Any = None) -> bool:
+            nonlocal cancels
+            cancels += 1
+            return super().cancel(msg)
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(lambda loop, coro, **kw: CountingTask(coro, loop=loop, **kw))
+    try:
+        hb = group.heartbeat(MEMBER)
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            await eventually(_beats_of(hb), lambda n: n >= 4, 5.0, "four beats")
+            before = cancels
+            assert before == 0
+            tg.cancel_scope.cancel()
+    finally:
+        loop.set_task_factory(previous)
+
+
+def _beats_of(hb: Heartbeat) -> Any:
+    async def probe() -> int:
+        return hb.stats.beats
+
+    return probe
