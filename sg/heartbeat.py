@@ -329,24 +329,26 @@ class Heartbeat:
         backends = self.backends
         timings = backends.timings
         bound = timings.beat_timeout(timings.store_timeout)
-        before = time.time()
         if self._registered:
             began = time.monotonic()
+            before = time.time()
             result = await backends.beat(self.key, timeout=bound)  # with the host's others, if batched
             if result is None:
                 left = max(0.0, began + bound - time.monotonic())
                 result = await backends.store_call("beat", self._store_rejoin(), timeout=left)
         else:
-            result = await backends.store_call("beat", self._store_join(), timeout=bound)
+            before, result = await backends.store_call("beat", self._store_join(), timeout=bound)
         local = (before + time.time()) / 2
         self._check_skew(result.store_time - local)
 
-    async def _store_join(self) -> BeatResult:
+    async def _store_join(self) -> tuple[float, BeatResult]:
+        """Register, then beat; with the wall time the beat began (for the skew)."""
         store = self.backends.store
         await store.register(self.member, driver=self.backends.driver.name)
         self._registered = True
+        before = time.time()
         result = await self.backends.beat(self.key)  # under the caller's store_call
-        return await self._store_rejoin() if result is None else result
+        return before, (await self._store_rejoin() if result is None else result)
 
     async def _store_rejoin(self) -> BeatResult:
         # The record was deleted under a live service: put it back.
