@@ -329,17 +329,20 @@ class Heartbeat:
         backends = self.backends
         timings = backends.timings
         bound = timings.beat_timeout(timings.store_timeout)
+        stamped: BeatResult
         if self._registered:
             began = time.monotonic()
             before = time.time()
             result = await backends.beat(self.key, timeout=bound)  # with the host's others, if batched
             if result is None:
                 left = max(0.0, began + bound - time.monotonic())
-                result = await backends.store_call("beat", self._store_rejoin(), timeout=left)
+                stamped = await backends.store_call("beat", self._store_rejoin(), timeout=left)
+            else:
+                stamped = result
         else:
-            before, result = await backends.store_call("beat", self._store_join(), timeout=bound)
+            before, stamped = await backends.store_call("beat", self._store_join(), timeout=bound)
         local = (before + time.time()) / 2
-        self._check_skew(result.store_time - local)
+        self._check_skew(stamped.store_time - local)
 
     async def _store_join(self) -> tuple[float, BeatResult]:
         """Register, then beat; with the wall time the beat began (for the skew)."""
