@@ -636,7 +636,9 @@ METHOD = [
     " one client (httpx, keep-alive) in this process, so client and server share the 2 cores;"
     " interleaved windows of `GET /v1/services` and of the library's own `list()` on the same file.",
     "- **Agent CPU**: a real `sg-agent` with 10 services at 1 s (SQLite + db) for 20 s, CPU time"
-    " (utime + stime) from `/proc/PID/stat`, beats counted from `report_count`; the peer is a raw"
+    " of every thread from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat`'s 10 ms"
+    " ticks, kept as `cpu_ticks`, are a few ticks a window), beats counted from `report_count`;"
+    " the peer is a raw"
     " aiosqlite loop doing the same UPDATEs at the same rate, measured at the same time.",
     "- **Beats/s**: single-service heartbeats, `heartbeat().beat_once()` (store + db driver) in a loop"
     " on one connection (`pool_max=1`) and from ten tasks on ten (`pool_max=10`); the peer is asyncpg"
