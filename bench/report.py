@@ -250,17 +250,36 @@ def rows(results: dict[str, Any]) -> list[Row]:
         )
     beats = results.get("beats")
     if beats:
+        # The goal is the fleet's (many hosts' agents, each batching its services); the
+        # single-service rows are the embedded case (one heartbeat, one UPDATE a beat).
+        fleet = "fleet" in beats
         for conns in ("1", "10"):
             lib, raw = median(beats[f"lib_{conns}"]), median(beats[f"raw_{conns}"])
-            goal, met = ("≥ 10,000/s", "yes" if lib >= 10_000 else "**no**") if conns == "10" else ("—", "—")
+            goal, met = ("—", "—")
+            if conns == "10" and not fleet:
+                goal, met = ("≥ 10,000/s", "yes" if lib >= 10_000 else "**no**")
             out.append(
                 Row(
-                    f"beats/s, one PostgreSQL, {conns} connection{'s' if conns == '10' else ''}",
+                    f"beats/s, one PostgreSQL, {conns} connection{'s' if conns == '10' else ''}, "
+                    "single-service heartbeats",
                     f"{lib:,.0f}/s",
                     f"raw `UPDATE`: {raw:,.0f}/s",
                     raw / lib,
                     goal,
                     met,
+                )
+            )
+        if fleet:
+            lib, single, many = median(beats["fleet"]), median(beats["raw_10"]), median(beats["raw_batch_10"])
+            out.append(
+                Row(
+                    f"beats/s, one PostgreSQL, 10 connections, a fleet of {beats['fleet_hosts']} hosts x "
+                    f"{beats['per_host']} services (agent batching)",
+                    f"{lib:,.0f}/s",
+                    f"raw `UPDATE` of {beats['per_host']} rows: {many:,.0f}/s (one row: {single:,.0f}/s)",
+                    many / lib,
+                    "≥ 10,000/s",
+                    "yes" if lib >= 10_000 else "**no**",
                 )
             )
     detection = results.get("detection")
@@ -635,11 +654,18 @@ METHOD = [
     " requests that arrive while the same listing is being read share that read), and 8 pollers"
     " at once sending the listing's ETag in `If-None-Match` (304s; each still reads the listing).",
     "- **Agent CPU**: a real `sg-agent` with 10 services at 1 s (SQLite + db) for 20 s, CPU time"
-    " (utime + stime) from `/proc/PID/stat`, beats counted from `report_count`; the peer is a raw"
+    " of every thread from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat`'s 10 ms"
+    " ticks, kept as `cpu_ticks`, are a few ticks a window), beats counted from `report_count`;"
+    " the peer is a raw"
     " aiosqlite loop doing the same UPDATEs at the same rate, measured at the same time.",
-    "- **Beats/s**: `heartbeat().beat_once()` (store + db driver) in a loop on one connection"
-    " (`pool_max=1`) and from ten tasks on ten (`pool_max=10`); the peer is asyncpg `UPDATE`s of the"
-    " stamp and the counter, one connection and a pool of ten.",
+    "- **Beats/s**: single-service heartbeats, `heartbeat().beat_once()` (store + db driver) in a loop"
+    " on one connection (`pool_max=1`) and from ten tasks on ten (`pool_max=10`); the peer is asyncpg"
+    " `UPDATE`s of the stamp and the counter, one connection and a pool of ten. The goal's row is a"
+    " fleet: 40 hosts of 10 services, each host with its own batching backends as `sg-agent` builds"
+    " them (one `beat_many` round trip per host per round, report_interval 0.1 s so the batch window"
+    " is short), sharing one store of ten connections, every heartbeat's `beat_once` in a loop; its"
+    " peer is the raw `UPDATE ... WHERE (host, binary) IN (VALUES ...)` of the same 10 rows from ten"
+    " tasks on a pool of ten.",
     "- **Detection**: per driver, one agent beating a fleet of 10 services and three agents with one"
     " service each (report_interval 1 s, service_down_time 3 s, ZooKeeper session_timeout 2 s);"
     " each lone agent is killed with SIGKILL in turn and `verdict()` polled every 10 ms until it is"

@@ -2,8 +2,9 @@
 
 The library is being restructured; when a public signature changes, the fix is
 here, in one line, and every figure follows. Only the public API is used:
-``ServiceGroup.from_urls``, ``list``, ``get``, ``verdict``, ``heartbeat`` and the
-group's ``driver`` attribute (for membership alone). Seeding never goes through
+``ServiceGroup.from_urls``, ``list``, ``get``, ``verdict``, ``heartbeat``, the
+group's ``driver`` attribute (for membership alone), and ``Backends`` /
+``Heartbeat`` as an agent builds them (for a fleet of hosts sharing one store). Seeding never goes through
 the library (see :mod:`bench.seed`).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sg import Member, ServiceGroup
+from sg import Backends, Heartbeat, Member, ServiceGroup
 
 #: Timings for the listing benchmarks: every seeded record stays fresh for the run.
 STEADY = {
@@ -71,6 +72,19 @@ def services_of(statuses: Sequence[Any]) -> list[Any]:
 def heartbeat(group: ServiceGroup, host: str, binary: str, topic: str) -> Any:
     """A heartbeat for one service (``beat`` runs one beat of it)."""
     return group.heartbeat(Member(host, binary, topic))
+
+
+def host_backends(group: ServiceGroup) -> Any:
+    """What one more host's ``sg-agent`` holds: its own backends, batching its services'
+    beats (``batch_beats``), on the group's store and driver (so on its connections)."""
+    backends = Backends(group.store, group.driver, group.backends.timings)
+    backends.batch_beats()
+    return backends
+
+
+def heartbeat_on(backends: Any, host: str, binary: str, topic: str) -> Any:
+    """A heartbeat for one service of the host that holds ``backends``."""
+    return Heartbeat(backends, Member(host, binary, topic))
 
 
 async def beat(hb: Any) -> bool:

@@ -15,6 +15,7 @@ when its import fails, the error says which extra to install.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -186,6 +187,10 @@ class _Waiter:
     """One heartbeat's store beat, waiting for its batch."""
 
     key: ServiceKey
+    #: The beat's own bound (seconds from ``arrived``), or ``None`` when its caller keeps
+    #: the deadline (a ``store_call`` around it).
+    timeout: float | None = None
+    arrived: float = 0.0
     wake: anyio.Event = field(default_factory=anyio.Event)
     lead: bool = False
     finished: bool = False
@@ -193,25 +198,32 @@ class _Waiter:
     error: BackendUnavailable | None = None
 
 
+#: ``Backends.store_call``'s shape: ``(what, call, *, timeout)``.
+StoreCall = Callable[..., Awaitable[Any]]
+
+
 class _BeatBatcher:
     """Coalesces the store beats of one process's heartbeats into ``beat_many`` calls.
 
     The first beat to arrive leads: it waits ``window`` seconds for the others, then
-    stamps every waiting record in one round trip under its own deadline (each caller
-    is under the same ``store_call`` bound) and hands each its result. A leader
-    cancelled before its batch left hands the lead to the next waiter; one cancelled
-    while the batch is in flight fails the batch, as a timeout would have.
+    stamps every waiting record in one round trip and hands each its result. The leader
+    keeps the batch's one deadline: its own bound, counted from its arrival (the
+    earliest in the batch, so no beat waits longer than its own bound would have let
+    it); a beat given no bound is under its caller's deadline, as every caller once
+    was. A leader cancelled before its batch left hands the lead to the next waiter;
+    one cancelled or timed out while the batch is in flight fails the batch.
     """
 
-    def __init__(self, store: BatchBeats, name: str, window: Callable[[], float]) -> None:
+    def __init__(self, store: BatchBeats, name: str, window: Callable[[], float], call: StoreCall) -> None:
         self.store = store
         self.name = name
         self.window = window
+        self.call = call
         self._waiting: list[_Waiter] = []
         self._leading = False
 
-    async def beat(self, key: ServiceKey) -> BeatResult | None:
-        me = _Waiter(key)
+    async def beat(self, key: ServiceKey, timeout: float | None = None) -> BeatResult | None:
+        me = _Waiter(key, timeout, time.monotonic())
         self._waiting.append(me)
         if not self._leading:
             self._leading = me.lead = True
@@ -220,11 +232,13 @@ class _BeatBatcher:
                 if me.lead:
                     await self._lead(me)
                 else:
+                    # No deadline of its own (a timer per beat was a third of a batched
+                    # beat's CPU): the leader's, which arrived first, bounds this wait.
                     await me.wake.wait()
                     me.wake = anyio.Event()
         finally:
             if me in self._waiting:
-                # Cancelled before its batch left: leave it, and pass the lead on.
+                # Cancelled (or timed out) before its batch left: leave it, pass the lead on.
                 self._waiting.remove(me)
                 if me.lead:
                     self._leading = False
@@ -237,16 +251,28 @@ class _BeatBatcher:
         return me.result
 
     async def _lead(self, me: _Waiter) -> None:
-        await anyio.sleep(self.window())
-        batch, self._waiting = self._waiting, []
-        self._leading = False
+        batch: list[_Waiter] = []
         try:
-            stamped = await self.store.beat_many(list(dict.fromkeys(w.key for w in batch)))
+            if me.timeout is None:
+                stamped = await self._send(batch)
+            else:
+                left = max(0.0, me.arrived + me.timeout - time.monotonic())
+                try:
+                    stamped = await self.call("beat", self._send(batch), timeout=left)
+                except BackendTimeout as exc:
+                    if time.monotonic() < me.arrived + me.timeout:
+                        raise  # the store's own timeout, not this deadline
+                    # Name the beat's bound, not the part of it left when the lead began.
+                    raise BackendTimeout(self.name, f"beat: no answer within {me.timeout:g}s") from exc
         except BaseException as exc:
-            detail = exc.detail if isinstance(exc, BackendUnavailable) else f"batch interrupted ({exc!r})"
+            if isinstance(exc, BackendUnavailable):
+                kind = BackendTimeout if isinstance(exc, BackendTimeout) else BackendUnavailable
+                detail = exc.detail
+            else:
+                kind, detail = BackendUnavailable, f"batch interrupted ({exc!r})"
             for waiter in batch:
                 if waiter is not me:
-                    waiter.error = BackendUnavailable(self.name, f"beat_many: {detail}")
+                    waiter.error = kind(self.name, f"beat_many: {detail}")
                     waiter.finished = True
                     waiter.wake.set()
             raise
@@ -255,6 +281,14 @@ class _BeatBatcher:
             waiter.result = results[waiter.key]
             waiter.finished = True
             waiter.wake.set()
+
+    async def _send(self, batch: list[_Waiter]) -> list[BeatResult | None]:
+        """Wait the window, take every waiting beat into ``batch``, stamp them."""
+        await anyio.sleep(self.window())
+        batch.extend(self._waiting)
+        self._waiting = []
+        self._leading = False
+        return await self.store.beat_many(list(dict.fromkeys(w.key for w in batch)))
 
 
 class Backends:
@@ -359,7 +393,10 @@ class Backends:
         that beats several services (the agent); one embedded service has no use for it."""
         if isinstance(self.store, BatchBeats):
             self._batcher = _BeatBatcher(
-                self.store, self.store.name, lambda: BATCH_WINDOW_SHARE * self._timings.report_interval
+                self.store,
+                self.store.name,
+                lambda: BATCH_WINDOW_SHARE * self._timings.report_interval,
+                self.store_call,
             )
         return self._batcher is not None
 
@@ -373,12 +410,16 @@ class Backends:
         """How long a batch's first beat waits for the others (seconds); 0 unbatched."""
         return 0.0 if self._batcher is None else self._batcher.window()
 
-    async def beat(self, key: ServiceKey) -> BeatResult | None:
+    async def beat(self, key: ServiceKey, *, timeout: float | None = None) -> BeatResult | None:
         """The store's beat of ``key``, batched with others' if :meth:`batch_beats` was
-        called. The caller's deadline (a :meth:`store_call`) bounds it either way."""
+        called. With ``timeout`` it is bounded here, as a :meth:`store_call` (a batched
+        one by its batch's leader: one deadline a batch, not one a beat); without, the
+        caller's deadline (a :meth:`store_call`) must bound it."""
         if self._batcher is None:
-            return await self.store.beat(key)
-        return await self._batcher.beat(key)
+            if timeout is None:
+                return await self.store.beat(key)
+            return await self.store_call("beat", self.store.beat(key), timeout=timeout)
+        return await self._batcher.beat(key, timeout)
 
     async def membership(self, services: Sequence[Service | Member]) -> tuple[Membership, str | None]:
         """Ask the driver which ``services`` it holds; on failure return the error instead.

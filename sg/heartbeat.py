@@ -24,9 +24,11 @@ import anyio
 from anyio.abc import TaskStatus
 
 from sg.backends import Backends
+from sg.drivers.db import DBDriver
 from sg.errors import BackendUnavailable
 from sg.lazylog import get_logger
 from sg.model import Member, ServiceKey
+from sg.store.base import BeatResult
 
 __all__ = ["BeatObserver", "Gate", "Heartbeat", "HeartbeatStats"]
 
@@ -110,7 +112,10 @@ class Heartbeat:
         self.last_good: float | None = None
         #: Whether the last round was good; ``None`` before the first one.
         self.last_round_ok: bool | None = None
-        self._wake = anyio.Event()
+        #: The scope of the sleep between two rounds (``None`` while a round runs), and
+        #: whether :meth:`poke` asked for the next round now.
+        self._nap: anyio.CancelScope | None = None
+        self._poked = False
         self._driver_cleared = False
         self._registered = False
         self._joined = False
@@ -129,7 +134,9 @@ class Heartbeat:
 
     def poke(self) -> None:
         """Start the next round now instead of at the end of the interval."""
-        self._wake.set()
+        self._poked = True
+        if self._nap is not None:
+            self._nap.cancel()
 
     def set_report_interval(self, interval: float | None) -> None:
         """Beat every ``interval`` seconds from now on (``None``: the timings' default);
@@ -154,9 +161,15 @@ class Heartbeat:
                     task_status.started(self)
                     started = True
                 delay = self.report_interval * (1 - JITTER * random.random())  # noqa: S311
-                with anyio.move_on_after(max(0.0, began + delay - time.monotonic())):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+                if not self._poked:
+                    # A plain sleep, cancelled only by a poke: the timeout around an event
+                    # it replaces delivered a cancellation every round (issue 12).
+                    try:
+                        with anyio.CancelScope() as self._nap:
+                            await anyio.sleep(max(0.0, began + delay - time.monotonic()))
+                    finally:
+                        self._nap = None
+                self._poked = False
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.leave_timeout) as scope:
                 await self.leave()
@@ -227,11 +240,21 @@ class Heartbeat:
         """One beat: store and driver concurrently. Returns whether both succeeded."""
         began = time.monotonic()
         results: dict[str, bool] = {}
-        # The driver's step in a child task, the store's in this one: concurrent as ever,
-        # one task spawned per beat instead of two (the agent's CPU per beat, issue 12).
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._guarded, "driver", self._beat_driver, results)
+        if type(self.backends.driver) is DBDriver:
+            # The db driver holds nothing (its join and refresh do no I/O and cannot fail):
+            # no child task and no deadline for a step that never waits (issue 12: with
+            # the status lines, a third of an agent's CPU per beat went to them).
+            self._joined = True
+            self._driver_cleared = False
+            self._recovered("driver")  # an outage of the driver before a reload to db ends
+            results["driver"] = True
             await self._guarded("store", self._beat_store, results)
+        else:
+            # The driver's step in a child task, the store's in this one: concurrent as
+            # ever, one task spawned per beat instead of two.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._guarded, "driver", self._beat_driver, results)
+                await self._guarded("store", self._beat_store, results)
         ok = all(results.values())
         self.stats.last_latency = time.monotonic() - began
         if ok:
@@ -250,10 +273,13 @@ class Heartbeat:
     async def _guarded(
         self, backend: str, step: Callable[[], Awaitable[None]], results: dict[str, bool]
     ) -> None:
-        """Run one step (possibly several calls to one backend) under one deadline."""
+        """Run one step (possibly several calls to one backend) under one deadline (the
+        store's beat keeps its own: see :meth:`_beat_store`)."""
         timings = self.backends.timings
         try:
-            if backend == "store":
+            if step == self._beat_store:
+                await step()  # keeps its own deadline (one a batch when batched)
+            elif backend == "store":
                 bound = timings.beat_timeout(timings.store_timeout)
                 await self.backends.store_call("beat", step(), timeout=bound)
             else:
@@ -296,21 +322,46 @@ class Heartbeat:
             )
 
     async def _beat_store(self) -> None:
-        store = self.backends.store
-        if not self._registered:
-            await store.register(self.member, driver=self.backends.driver.name)
-            self._registered = True
-        before = time.time()
-        result = await self.backends.beat(self.key)  # batched with the host's others, if enabled
-        if result is None:
-            # The record was deleted under a live service: put it back.
-            await store.register(self.member, driver=self.backends.driver.name)
-            result = await store.beat(self.key)
-            self._rejoined("store", "record missing")
+        """The store's step of a beat, within one bound (``beat_timeout``). A beat of a
+        registered record is bounded by :meth:`Backends.beat` itself (when batched, one
+        deadline a batch, kept by its leader); the rare rest (the first beat, a record
+        deleted under us) under a :meth:`Backends.store_call`."""
+        backends = self.backends
+        timings = backends.timings
+        bound = timings.beat_timeout(timings.store_timeout)
+        stamped: BeatResult
+        if self._registered:
+            began = time.monotonic()
+            before = time.time()
+            result = await backends.beat(self.key, timeout=bound)  # with the host's others, if batched
             if result is None:
-                raise BackendUnavailable(store.name, "record vanished again right after re-creating it")
+                left = max(0.0, began + bound - time.monotonic())
+                stamped = await backends.store_call("beat", self._store_rejoin(), timeout=left)
+            else:
+                stamped = result
+        else:
+            before, stamped = await backends.store_call("beat", self._store_join(), timeout=bound)
         local = (before + time.time()) / 2
-        self._check_skew(result.store_time - local)
+        self._check_skew(stamped.store_time - local)
+
+    async def _store_join(self) -> tuple[float, BeatResult]:
+        """Register, then beat; with the wall time the beat began (for the skew)."""
+        store = self.backends.store
+        await store.register(self.member, driver=self.backends.driver.name)
+        self._registered = True
+        before = time.time()
+        result = await self.backends.beat(self.key)  # under the caller's store_call
+        return before, (await self._store_rejoin() if result is None else result)
+
+    async def _store_rejoin(self) -> BeatResult:
+        # The record was deleted under a live service: put it back.
+        store = self.backends.store
+        await store.register(self.member, driver=self.backends.driver.name)
+        result = await store.beat(self.key)
+        self._rejoined("store", "record missing")
+        if result is None:
+            raise BackendUnavailable(store.name, "record vanished again right after re-creating it")
+        return result
 
     async def _beat_driver(self) -> None:
         driver = self.backends.driver

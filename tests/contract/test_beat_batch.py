@@ -4,12 +4,17 @@ agent's) on every store x driver, with a deleted record and a lost member among 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
+import pytest
 
 from sg import Member, ServiceGroup
 from sg.backends import Backends
+from sg.drivers.base import Driver
+from sg.drivers.db import DBDriver
 from sg.drivers.memory import MemoryDriver
 from sg.errors import BackendUnavailable
 from sg.heartbeat import Heartbeat
@@ -161,3 +166,79 @@ async def test_without_batching_a_beat_is_the_stores() -> None:
     result = await backends.beat(member.key)
     assert result is not None
     assert store.batches == []
+
+
+class HangingStore(CountingStore):
+    """A memory store whose beat_many never answers once ``hang`` is set."""
+
+    hang = False
+
+    async def beat_many(self, keys: Sequence[ServiceKey]) -> list[BeatResult | None]:
+        if self.hang:
+            self.batches.append(list(keys))
+            await anyio.sleep_forever()
+        return await super().beat_many(keys)
+
+
+async def _registered_batch(
+    store: CountingStore, n: int, timings: Timings, driver: Driver | None = None
+) -> list[Heartbeat]:
+    backends = Backends(store, driver or MemoryDriver(store.name), timings)
+    assert backends.batch_beats()
+    beats = [Heartbeat(backends, m) for m in _members(n)]
+    async with anyio.create_task_group() as tg:
+        for hb in beats:
+            tg.start_soon(hb.beat_once)  # the first beat registers
+    assert all(hb.stats.beats == 1 for hb in beats)
+    return beats
+
+
+async def test_a_batch_keeps_one_deadline_not_one_a_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: a batched beat has no timer of its own; its batch's leader keeps the one
+    deadline (a timer a beat was a third of a batched beat's CPU)."""
+    import asyncio
+
+    store = CountingStore(f"batch{next(_names)}")
+    timings = Timings(report_interval=1.0, service_down_time=5.0)
+    # The db driver: its step has no deadline either (a memory driver's would add one a beat).
+    beats = await _registered_batch(store, 8, timings, DBDriver(timings))
+    loop = asyncio.get_running_loop()
+    timers = 0
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        nonlocal timers
+        timers += 1
+        return call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    async with anyio.create_task_group() as tg:
+        for hb in beats:
+            tg.start_soon(hb.beat_once)
+    monkeypatch.undo()
+    assert all(hb.stats.beats == 2 for hb in beats)
+    assert len(store.batches) == 2
+    # The leader's deadline and its window's sleep; none for the seven that waited.
+    assert timers == 2
+
+
+async def test_a_hung_batch_fails_every_beat_in_it_within_the_bound() -> None:
+    """No beat of a batch waits past its own bound, though only the leader keeps one."""
+    store = HangingStore(f"batch{next(_names)}")
+    timings = Timings(report_interval=1.0, service_down_time=5.0, store_timeout=0.4)
+    beats = await _registered_batch(store, 5, timings)
+    store.hang = True
+    began = time.monotonic()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for hb in beats:
+                tg.start_soon(hb.beat_once)
+    took = time.monotonic() - began
+    assert len(store.batches) == 2  # the first round's, and the hung one
+    # The bound is store_timeout (0.4 s) from the leader's arrival, the earliest; the
+    # margin (1 s) is for a loaded machine. Without the leader's deadline it would hang.
+    assert 0.4 <= took < 1.4, took
+    assert all(hb.stats.failures == 1 for hb in beats)
+    for hb in beats:
+        assert hb.stats.last_error is not None
+        assert "no answer within 0.4s" in hb.stats.last_error, hb.stats.last_error

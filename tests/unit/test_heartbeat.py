@@ -376,3 +376,165 @@ async def test_outage_seconds_are_rounded_and_since_the_first_failure(
 
 async def _down(*args: Any, **kwargs: Any) -> Any:
     raise BackendUnavailable("memory", "down")
+
+
+# -- the db driver's beat (issue 12: the agent's CPU per beat) ------------------------------
+
+
+@pytest.fixture
+async def db_group() -> AsyncIterator[ServiceGroup]:
+    name = f"hb{next(_names)}"
+    async with ServiceGroup.from_urls(
+        f"memory://{name}", "db://", report_interval=INTERVAL, service_down_time=DOWN_TIME
+    ) as g:
+        yield g
+
+
+async def test_a_db_driver_beat_spawns_no_task(db_group: ServiceGroup) -> None:
+    """The db driver holds nothing: its step runs inline, with no child task per beat
+    (spawning and cancelling it was most of an agent's CPU per beat)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    spawned = 0
+    previous = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        nonlocal spawned
+        spawned += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    hb = db_group.heartbeat(MEMBER)
+    assert await hb.beat_once()  # registers: not what is counted
+    loop.set_task_factory(counting)
+    try:
+        for _ in range(5):
+            assert await hb.beat_once()
+    finally:
+        loop.set_task_factory(previous)
+    assert spawned == 0
+    assert hb.stats.beats == 6
+    assert hb.stats.outages == {}
+    verdict = await db_group.verdict((await db_group.get(MEMBER.host, MEMBER.binary)).service)
+    assert verdict.is_up
+
+
+async def test_a_db_driver_beat_fails_with_its_store(
+    db_group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hb = db_group.heartbeat(MEMBER)
+    assert await hb.beat_once()
+
+    async def down(key: object) -> BeatResult | None:
+        raise BackendUnavailable("memory", "store is down")
+
+    monkeypatch.setattr(db_group.store, "beat", down)
+    assert not await hb.beat_once()
+    assert hb.stats.failures == 1
+    assert set(hb.stats.outages) == {"store"}
+    assert hb.last_round_ok is None  # beat_once alone does not keep round books
+    monkeypatch.undo()
+    assert await hb.beat_once()
+    assert hb.stats.outages == {}
+
+
+async def test_a_driver_outage_ends_when_the_driver_becomes_db(
+    group: ServiceGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload from a failing driver to ``db://``: the next beat ends the outage, once."""
+    from sg.drivers.db import DBDriver
+
+    hb = group.heartbeat(MEMBER)
+    assert await hb.beat_once()
+
+    async def down(member: Member) -> bool:
+        raise BackendUnavailable("memory", "driver is down")
+
+    monkeypatch.setattr(group.driver, "refresh", down)
+    assert not await hb.beat_once()
+    assert set(hb.stats.outages) == {"driver"}
+    group.backends.swap_driver(DBDriver(group.backends.timings))
+    with capture_logs() as logs:
+        assert await hb.beat_once()
+        assert await hb.beat_once()
+    assert hb.stats.outages == {}
+    recovered = events(logs, "beat_recovered")
+    assert [(e["backend"], e["failures"]) for e in recovered] == [("driver", 1)]
+
+
+# -- the sleep between rounds --------------------------------------------------------------
+
+
+@pytest.fixture
+async def slow_group() -> AsyncIterator[ServiceGroup]:
+    name = f"hb{next(_names)}"
+    async with ServiceGroup.from_urls(
+        f"memory://{name}", "db://", report_interval=5.0, service_down_time=30.0
+    ) as g:
+        yield g
+
+
+async def test_a_poke_starts_the_next_round_at_once(slow_group: ServiceGroup) -> None:
+    hb = slow_group.heartbeat(MEMBER)
+    with anyio.fail_after(5):  # far below the 5 s interval x 2 the rounds would take unpoked
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            await eventually(_beats_of(hb), lambda n: n >= 1, 2.0, "the first beat")
+            hb.poke()  # while it sleeps
+            await eventually(_beats_of(hb), lambda n: n >= 2, 2.0, "a poked beat")
+            hb.set_report_interval(None)  # a reload pokes too
+            await eventually(_beats_of(hb), lambda n: n >= 3, 2.0, "a beat after a reload")
+            tg.cancel_scope.cancel()
+
+
+async def test_a_poke_during_a_round_is_not_lost(slow_group: ServiceGroup) -> None:
+    hb = slow_group.heartbeat(MEMBER)
+    poked = False
+
+    async def gate() -> str | None:
+        nonlocal poked
+        if not poked:
+            poked = True
+            hb.poke()  # during the first round, before its sleep
+        return None
+
+    hb.gate = gate
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            await eventually(_beats_of(hb), lambda n: n >= 2, 2.0, "the round the poke asked for")
+            tg.cancel_scope.cancel()
+
+
+async def test_the_sleep_between_rounds_delivers_no_cancellation(group: ServiceGroup) -> None:
+    """Issue 12: a round ends in a plain sleep, not a timeout cancelling a wait."""
+    import asyncio
+
+    cancels = 0
+
+    class CountingTask(asyncio.Task):  # type: ignore[type-arg]
+        def cancel(self, msg: Any = None) -> bool:
+            nonlocal cancels
+            cancels += 1
+            return super().cancel(msg)
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(lambda loop, coro, **kw: CountingTask(coro, loop=loop, **kw))
+    try:
+        hb = group.heartbeat(MEMBER)
+        async with anyio.create_task_group() as tg:
+            await tg.start(hb.run)
+            await eventually(_beats_of(hb), lambda n: n >= 4, 5.0, "four beats")
+            before = cancels
+            assert before == 0
+            tg.cancel_scope.cancel()
+    finally:
+        loop.set_task_factory(previous)
+
+
+def _beats_of(hb: Heartbeat) -> Any:
+    async def probe() -> int:
+        return hb.stats.beats
+
+    return probe
