@@ -21,7 +21,7 @@ import builtins
 import math
 import re
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +30,10 @@ from typing import Any, Protocol
 import anyio
 
 from sg.errors import BackendTimeout, ConfigError, NotFound, translate_errors
-from sg.model import (
+from sg.model import (  # the private names: the fast build of a listing's rows
+    _VALID_NAMES,
     DEFAULT_ZONE,
+    MAX_VERSION,
     NEW_SERVICE_REASON,
     Action,
     Actor,
@@ -40,6 +42,7 @@ from sg.model import (
     ServiceAction,
     ServiceKey,
     StoreContext,
+    _ServiceTwin,
     service_from_row,
 )
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
@@ -58,6 +61,7 @@ __all__ = [
     "migrations",
     "row_to_action",
     "row_to_service",
+    "rows_to_services",
     "to_datetime",
     "url_seconds",
 ]
@@ -385,47 +389,103 @@ def to_datetime(value: object) -> datetime | None:
 def row_to_service(row: Any) -> Service:
     """Build a :class:`Service` from a row holding :data:`COLUMNS` and ``age``, in that
     order (a survey's row holds more after them)."""
-    # Unpacked by position (both drivers' rows iterate their values) and built with
-    # service_from_row: a listing calls this once per row, and by-name access plus the
-    # dataclass's keyword __init__ were most of its cost.
-    (
-        id_,
-        uuid,
-        host,
-        binary,
-        topic,
-        version,
-        disabled,
-        disabled_reason,
-        forced_down,
-        has_left,
-        report_count,
-        created_at,
-        updated_at,
-        check_failure,
-        driver,
-        zone,
-        age,
-    ) = tuple(row)[:17]
-    return service_from_row(
-        int(id_),
-        uuid if type(uuid) is str else str(uuid),
-        host,
-        binary,
-        topic,
-        int(version),
-        bool(disabled),
-        disabled_reason,
-        bool(forced_down),
-        bool(has_left),
-        int(report_count),
-        to_datetime(created_at),
-        to_datetime(updated_at),
-        check_failure,
-        driver,
-        zone,
-        None if age is None else float(age),
-    )
+    return rows_to_services((row,))[0]
+
+
+def rows_to_services(rows: Iterable[Any]) -> list[Service]:
+    """:func:`row_to_service` of each of ``rows``, in one loop.
+
+    Once per row of a listing, so everything is a local, the common types are tested
+    with ``type() is`` before any conversion, and the Service is filled in place (see
+    :func:`sg.model.service_from_row`); a row whose names or version are not already
+    known good goes through :func:`~sg.model.service_from_row`, which checks them."""
+    out: list[Service] = []
+    append = out.append
+    valid = _VALID_NAMES
+    new, twin, service_cls = object.__new__, _ServiceTwin, Service
+    stamp, utc = datetime.fromtimestamp, UTC
+    for row in rows:
+        # Unpacked by position: both drivers' rows slice to a tuple.
+        (
+            id_,
+            uuid,
+            host,
+            binary,
+            topic,
+            version,
+            disabled,
+            disabled_reason,
+            forced_down,
+            has_left,
+            report_count,
+            created_at,
+            updated_at,
+            check_failure,
+            driver,
+            zone,
+            age,
+        ) = row[:17]
+        # SQLite stores epoch seconds (REAL), asyncpg gives aware UTC datetimes.
+        created = stamp(created_at, utc) if type(created_at) is float else to_datetime(created_at)
+        updated = stamp(updated_at, utc) if type(updated_at) is float else to_datetime(updated_at)
+        if type(age) is not float and age is not None:
+            age = float(age)
+        if type(uuid) is not str:
+            uuid = str(uuid)
+        if type(id_) is not int:
+            id_ = int(id_)
+        if type(report_count) is not int:
+            report_count = int(report_count)
+        if not (
+            host in valid
+            and binary in valid
+            and topic in valid
+            and type(version) is int
+            and 0 <= version <= MAX_VERSION
+        ):
+            append(
+                service_from_row(
+                    id_,
+                    uuid,
+                    host,
+                    binary,
+                    topic,
+                    int(version),
+                    bool(disabled),
+                    disabled_reason,
+                    bool(forced_down),
+                    bool(has_left),
+                    report_count,
+                    created,
+                    updated,
+                    check_failure,
+                    driver,
+                    zone,
+                    age,
+                )
+            )
+            continue
+        s = new(twin)
+        s.host = host
+        s.binary = binary
+        s.topic = topic
+        s.id = id_
+        s.uuid = uuid
+        s.version = version
+        s.disabled = disabled is True or bool(disabled)
+        s.disabled_reason = disabled_reason
+        s.forced_down = forced_down is True or bool(forced_down)
+        s.left = has_left is True or bool(has_left)
+        s.report_count = report_count
+        s.created_at = created
+        s.updated_at = updated
+        s.age = age
+        s.check_failure = check_failure
+        s.driver = driver
+        s.zone = zone
+        s.__class__ = service_cls
+        append(s)
+    return out
 
 
 def row_to_action(row: Any) -> ServiceAction:
@@ -628,7 +688,7 @@ class SQLStore:
         sql = self.connector.dialect.params(f'{self.sql.select}{where} ORDER BY host, "binary"')
         async with self._session("list") as conn:
             rows = await conn.fetchall(sql, args)
-        return [row_to_service(row) for row in rows]
+        return rows_to_services(rows)
 
     async def survey(self, query: SurveyQuery) -> Survey:
         """Matching records plus what the store says about itself, in one query."""
@@ -656,7 +716,7 @@ class SQLStore:
         sql = self.sql.survey(clauses)
         async with self._session("survey") as conn:
             rows = await conn.fetchall(sql, args)
-        services = [row_to_service(row) for row in rows]
+        services = rows_to_services(rows)
         if not clauses:
             return Survey(services, _context(rows, down, window))
         stale = [row for row in rows if row["ctx_total"] is not None]
