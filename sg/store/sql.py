@@ -337,6 +337,11 @@ class Connection(Protocol):
         """Run a statement and return all its rows."""
         ...
 
+    async def fetchtuples(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
+        """:meth:`fetchall`, the rows read by position only (plain tuples where the
+        driver can: a listing's rows are unpacked, never read by name)."""
+        ...
+
 
 class Connector(Protocol):
     """A database's I/O hooks for :class:`SQLStore`."""
@@ -472,10 +477,10 @@ def rows_to_services(rows: Iterable[Any]) -> list[Service]:
         s.id = id_
         s.uuid = uuid
         s.version = version
-        s.disabled = disabled is True or bool(disabled)
+        s.disabled = True if disabled else False  # noqa: SIM210 (bool() without a call)
         s.disabled_reason = disabled_reason
-        s.forced_down = forced_down is True or bool(forced_down)
-        s.left = has_left is True or bool(has_left)
+        s.forced_down = True if forced_down else False  # noqa: SIM210 (bool() without a call)
+        s.left = True if has_left else False  # noqa: SIM210 (bool() without a call)
         s.report_count = report_count
         s.created_at = created
         s.updated_at = updated
@@ -715,21 +720,23 @@ class SQLStore:
             args = [down, down, down, down, window, down, down, window, down, *args]
         sql = self.sql.survey(clauses)
         async with self._session("survey") as conn:
-            rows = await conn.fetchall(sql, args)
+            rows = await conn.fetchtuples(sql, args)
         services = rows_to_services(rows)
         if not clauses:
             return Survey(services, _context(rows, down, window))
-        stale = [row for row in rows if row["ctx_total"] is not None]
+        # Columns 18 to 22: the context and the topic's size (Statements.survey), set
+        # only on stale rows.
+        stale = [row for row in rows if row[18] is not None]
         if not stale:
             return Survey(services, StoreContext(), {})
         first = stale[0]
-        oldest, newest = first["ctx_resumed_oldest"], first["ctx_resumed_newest"]
+        total, newest_age, oldest, newest = first[18:22]
         context = StoreContext(
-            total=int(first["ctx_total"]),
-            newest_age=None if first["ctx_newest_age"] is None else float(first["ctx_newest_age"]),
+            total=int(total),
+            newest_age=None if newest_age is None else float(newest_age),
             resumed=None if oldest is None else (float(oldest), float(newest)),
         )
-        return Survey(services, context, {row["topic"]: int(row["topic_size"]) for row in stale})
+        return Survey(services, context, {row[4]: int(row[22]) for row in stale})
 
     async def set_disabled(
         self, key: ServiceKey, disabled: bool, reason: str | None, *, actor: Actor | None = None
