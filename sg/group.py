@@ -36,6 +36,7 @@ from sg.model import (
     ServiceStatus,
     StoreContext,
     Verdict,
+    collection_deferred,
 )
 from sg.store.base import Store, Survey, SurveyQuery
 from sg.timings import Timings
@@ -153,13 +154,14 @@ class ServiceGroup:
     def _guarded(
         self, survey: Survey, membership: Membership, driver_error: str | None
     ) -> list[ServiceStatus]:
-        statuses, any_down = judge_all(
-            survey.services,
-            service_down_time=self.timings.service_down_time,
-            # A plain (host, binary) tuple hashes and compares equal to a ServiceKey.
-            seen=membership.get,  # type: ignore[arg-type]
-            driver_error=driver_error,
-        )
+        with collection_deferred():
+            statuses, any_down = judge_all(
+                survey.services,
+                service_down_time=self.timings.service_down_time,
+                # A plain (host, binary) tuple hashes and compares equal to a ServiceKey.
+                seen=membership.get,  # type: ignore[arg-type]
+                driver_error=driver_error,
+            )
         if not any_down:
             # The guard only ever turns a down verdict into unknown: nothing to do.
             return statuses

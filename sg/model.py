@@ -7,7 +7,10 @@ length, and encode them for their own key or path syntax.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -35,6 +38,7 @@ __all__ = [
     "State",
     "StoreContext",
     "Verdict",
+    "collection_deferred",
     "escape_text",
     "mutable_twin",
     "service_from_row",
@@ -413,6 +417,28 @@ def mutable_twin(cls: type) -> type:
     probe = twin()
     probe.__class__ = cls  # fails here, at import, if the layouts ever differ
     return twin
+
+
+@contextmanager
+def collection_deferred() -> Iterator[None]:
+    """Hold off the cyclic garbage collector for a block that builds many objects and
+    never awaits (a listing's rows), then give it back as it was.
+
+    Every 700 objects built trigger a young collection, and the tens of thousands a
+    listing keeps (a Service, a Verdict and a ServiceStatus per row) reached the old
+    generation and its full collections: a third of the CPU of listing 10,000 services.
+    Deferred, they are collected at the next allocation after the block, and they
+    are freed by reference counting if the caller drops them before (the usual case).
+    The same device as Mercurial's ``util.nogc`` for its large containers.
+    """
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 _new = object.__new__

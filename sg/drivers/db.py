@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from sg.drivers.base import Membership
 from sg.errors import ConfigError
-from sg.model import Member, Service, ServiceKey
+from sg.model import Member, Service, ServiceKey, collection_deferred
 from sg.redact import redact_url
 from sg.timings import Timings
 
@@ -60,4 +60,5 @@ class DBDriver:
         # Once per listing over every row: the key built as ServiceKey.__new__ would,
         # without its Python-level __new__ (twice the cost per row).
         new, cls = tuple.__new__, ServiceKey
-        return {new(cls, (s.host, s.binary)): True for s in services}
+        with collection_deferred():
+            return {new(cls, (s.host, s.binary)): True for s in services}

@@ -43,6 +43,7 @@ from sg.model import (  # the private names: the fast build of a listing's rows
     ServiceKey,
     StoreContext,
     _ServiceTwin,
+    collection_deferred,
     service_from_row,
 )
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
@@ -721,7 +722,8 @@ class SQLStore:
         sql = self.sql.survey(clauses)
         async with self._session("survey") as conn:
             rows = await conn.fetchtuples(sql, args)
-        services = rows_to_services(rows)
+        with collection_deferred():
+            services = rows_to_services(rows)
         if not clauses:
             return Survey(services, _context(rows, down, window))
         # Columns 18 to 22: the context and the topic's size (Statements.survey), set
