@@ -46,7 +46,6 @@ __all__ = [
     "validate_name",
     "validate_text",
     "validate_version",
-    "verdict_of",
 ]
 
 #: Longest host, binary or topic accepted, in characters (Nova allows 255).
@@ -496,21 +495,6 @@ def service_from_row(
     s.zone = zone
     s.__class__ = Service
     return s  # type: ignore[no-any-return]
-
-
-def verdict_of(
-    state: State, reason: Reason, age: float | None, driver_seen: bool | None, detail: str | None
-) -> Verdict:
-    """``Verdict(state, reason, age, driver_seen, detail)``, built faster (see
-    :func:`service_from_row`)."""
-    v = _new(_VerdictTwin)
-    v.state = state
-    v.reason = reason
-    v.age = age
-    v.driver_seen = driver_seen
-    v.detail = detail
-    v.__class__ = Verdict
-    return v  # type: ignore[no-any-return]
 
 
 def status_of(service: Service, verdict: Verdict) -> ServiceStatus:
