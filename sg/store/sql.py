@@ -409,7 +409,7 @@ def rows_to_services(rows: Iterable[Any]) -> list[Service]:
     append = out.append
     valid = _VALID_NAMES
     new, twin, service_cls = object.__new__, _ServiceTwin, Service
-    stamp, utc = datetime.fromtimestamp, UTC
+    stamp, utc, dt = datetime.fromtimestamp, UTC, datetime
     for row in rows:
         # Unpacked by position: both drivers' rows slice to a tuple.
         (
@@ -431,9 +431,16 @@ def rows_to_services(rows: Iterable[Any]) -> list[Service]:
             zone,
             age,
         ) = row[:17]
-        # SQLite stores epoch seconds (REAL), asyncpg gives aware UTC datetimes.
-        created = stamp(created_at, utc) if type(created_at) is float else to_datetime(created_at)
-        updated = stamp(updated_at, utc) if type(updated_at) is float else to_datetime(updated_at)
+        # SQLite stores epoch seconds (REAL), asyncpg gives aware UTC datetimes, kept as
+        # they are (to_datetime's own test, without the call); anything else converts.
+        if type(created_at) is float:
+            created_at = stamp(created_at, utc)
+        elif not (type(created_at) is dt and created_at.tzinfo is utc):
+            created_at = to_datetime(created_at)
+        if type(updated_at) is float:
+            updated_at = stamp(updated_at, utc)
+        elif updated_at is not None and not (type(updated_at) is dt and updated_at.tzinfo is utc):
+            updated_at = to_datetime(updated_at)
         if type(age) is not float and age is not None:
             age = float(age)
         if type(uuid) is not str:
@@ -462,8 +469,8 @@ def rows_to_services(rows: Iterable[Any]) -> list[Service]:
                     bool(forced_down),
                     bool(has_left),
                     report_count,
-                    created,
-                    updated,
+                    created_at,
+                    updated_at,
                     check_failure,
                     driver,
                     zone,
@@ -483,8 +490,8 @@ def rows_to_services(rows: Iterable[Any]) -> list[Service]:
         s.forced_down = True if forced_down else False  # noqa: SIM210 (bool() without a call)
         s.left = True if has_left else False  # noqa: SIM210 (bool() without a call)
         s.report_count = report_count
-        s.created_at = created
-        s.updated_at = updated
+        s.created_at = created_at
+        s.updated_at = updated_at
         s.age = age
         s.check_failure = check_failure
         s.driver = driver

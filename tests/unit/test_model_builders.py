@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -158,6 +158,11 @@ def test_rows_to_services_over_every_row_shape() -> None:
         (*_sqlite_row(unseen), 0.5),
         (*_sqlite_row(never), None, 1, 2.0, None, None, 3),
         (*_sqlite_row(FIELDS)[:-1], 2),  # an integral age (SQLite may give one) is a float
+        # An aware datetime in another zone is converted to UTC.
+        tuple(
+            value.astimezone(timezone(timedelta(hours=2))) if isinstance(value, datetime) else value
+            for value in (FIELDS[name] for name in ORDER)
+        ),
         tuple(
             uuidlib.UUID(str(value)) if name == "uuid" else value
             for name, value in ((name, FIELDS[name]) for name in ORDER)
@@ -165,7 +170,7 @@ def test_rows_to_services_over_every_row_shape() -> None:
     ]
     expected = [
         Service(**values)  # type: ignore[arg-type]
-        for values in (FIELDS, unseen, never, dict(FIELDS, age=2.0), FIELDS)
+        for values in (FIELDS, unseen, never, dict(FIELDS, age=2.0), FIELDS, FIELDS)
     ]
     # The first time the new names go through the checks, the second time they are
     # known and every row takes the fast path.
@@ -179,6 +184,7 @@ def test_rows_to_services_over_every_row_shape() -> None:
         assert type(got.uuid) is str
         assert got.age is None or type(got.age) is float
         assert got.created_at is None or got.created_at.tzinfo is UTC
+        assert got.updated_at is None or got.updated_at.tzinfo is UTC
         with pytest.raises(dataclasses.FrozenInstanceError):
             got.left = True  # type: ignore[misc]
     assert services[0].created_at == STAMP
