@@ -36,11 +36,11 @@ from sg.model import (
     ServiceStatus,
     StoreContext,
     Verdict,
-    status_of,
+    collection_deferred,
 )
 from sg.store.base import Store, Survey, SurveyQuery
 from sg.timings import Timings
-from sg.verdict import judge, store_unreachable
+from sg.verdict import judge, judge_all, store_unreachable
 from sg.watch import watch as _watch
 
 __all__ = ["ServiceGroup"]
@@ -154,22 +154,17 @@ class ServiceGroup:
     def _guarded(
         self, survey: Survey, membership: Membership, driver_error: str | None
     ) -> list[ServiceStatus]:
-        # Once per row of a listing, so locals and no per-row ServiceKey: a plain
-        # (host, binary) tuple hashes and compares equal to it.
-        down_time = self.timings.service_down_time
-        seen = membership.get
-        statuses = [
-            status_of(
-                s,
-                judge(
-                    s,
-                    service_down_time=down_time,
-                    driver_seen=seen((s.host, s.binary)),  # type: ignore[call-overload]
-                    driver_error=driver_error,
-                ),
+        with collection_deferred():
+            statuses, any_down = judge_all(
+                survey.services,
+                service_down_time=self.timings.service_down_time,
+                # A plain (host, binary) tuple hashes and compares equal to a ServiceKey.
+                seen=membership.get,  # type: ignore[arg-type]
+                driver_error=driver_error,
             )
-            for s in survey.services
-        ]
+        if not any_down:
+            # The guard only ever turns a down verdict into unknown: nothing to do.
+            return statuses
         return self.guard.apply(statuses, survey.context, self.timings, topic_sizes=survey.topic_sizes)
 
     async def _statuses(self, survey: Survey) -> list[ServiceStatus]:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from sg.drivers.base import Membership
 from sg.errors import ConfigError
-from sg.model import Member, Service
+from sg.model import Member, Service, ServiceKey, collection_deferred
 from sg.redact import redact_url
 from sg.timings import Timings
 
@@ -59,4 +59,8 @@ class DBDriver:
 
     async def members(self, services: Sequence[Service | Member]) -> Membership:
         """Every service is a member."""
-        return {s.key: True for s in services}
+        # Once per listing over every row: the key built as ServiceKey.__new__ would,
+        # without its Python-level __new__ (twice the cost per row).
+        new, cls = tuple.__new__, ServiceKey
+        with collection_deferred():
+            return {new(cls, (s.host, s.binary)): True for s in services}

@@ -151,6 +151,10 @@ class _Connection:
         rows: Sequence[Any] = await self.conn.fetch(sql, *args)
         return rows
 
+    async def fetchtuples(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
+        # asyncpg's Record is read by position in C already.
+        return await self.fetchall(sql, args)
+
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset on release: nothing to send.

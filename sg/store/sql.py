@@ -21,7 +21,7 @@ import builtins
 import math
 import re
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +30,10 @@ from typing import Any, Protocol
 import anyio
 
 from sg.errors import BackendTimeout, ConfigError, NotFound, translate_errors
-from sg.model import (
+from sg.model import (  # the private names: the fast build of a listing's rows
+    _VALID_NAMES,
     DEFAULT_ZONE,
+    MAX_VERSION,
     NEW_SERVICE_REASON,
     Action,
     Actor,
@@ -40,6 +42,8 @@ from sg.model import (
     ServiceAction,
     ServiceKey,
     StoreContext,
+    _ServiceTwin,
+    collection_deferred,
     service_from_row,
 )
 from sg.store.base import MAX_CHECK_FAILURE, BeatResult, Survey, SurveyQuery
@@ -58,6 +62,7 @@ __all__ = [
     "migrations",
     "row_to_action",
     "row_to_service",
+    "rows_to_services",
     "to_datetime",
     "url_seconds",
 ]
@@ -333,6 +338,11 @@ class Connection(Protocol):
         """Run a statement and return all its rows."""
         ...
 
+    async def fetchtuples(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
+        """:meth:`fetchall`, the rows read by position only (plain tuples where the
+        driver can: a listing's rows are unpacked, never read by name)."""
+        ...
+
 
 class Connector(Protocol):
     """A database's I/O hooks for :class:`SQLStore`."""
@@ -385,47 +395,110 @@ def to_datetime(value: object) -> datetime | None:
 def row_to_service(row: Any) -> Service:
     """Build a :class:`Service` from a row holding :data:`COLUMNS` and ``age``, in that
     order (a survey's row holds more after them)."""
-    # Unpacked by position (both drivers' rows iterate their values) and built with
-    # service_from_row: a listing calls this once per row, and by-name access plus the
-    # dataclass's keyword __init__ were most of its cost.
-    (
-        id_,
-        uuid,
-        host,
-        binary,
-        topic,
-        version,
-        disabled,
-        disabled_reason,
-        forced_down,
-        has_left,
-        report_count,
-        created_at,
-        updated_at,
-        check_failure,
-        driver,
-        zone,
-        age,
-    ) = tuple(row)[:17]
-    return service_from_row(
-        int(id_),
-        uuid if type(uuid) is str else str(uuid),
-        host,
-        binary,
-        topic,
-        int(version),
-        bool(disabled),
-        disabled_reason,
-        bool(forced_down),
-        bool(has_left),
-        int(report_count),
-        to_datetime(created_at),
-        to_datetime(updated_at),
-        check_failure,
-        driver,
-        zone,
-        None if age is None else float(age),
-    )
+    return rows_to_services((row,))[0]
+
+
+def rows_to_services(rows: Iterable[Any]) -> list[Service]:
+    """:func:`row_to_service` of each of ``rows``, in one loop.
+
+    Once per row of a listing, so everything is a local, the common types are tested
+    with ``type() is`` before any conversion, and the Service is filled in place (see
+    :func:`sg.model.service_from_row`); a row whose names or version are not already
+    known good goes through :func:`~sg.model.service_from_row`, which checks them."""
+    out: list[Service] = []
+    append = out.append
+    valid = _VALID_NAMES
+    new, twin, service_cls = object.__new__, _ServiceTwin, Service
+    stamp, utc, dt = datetime.fromtimestamp, UTC, datetime
+    for row in rows:
+        # Unpacked by position: both drivers' rows slice to a tuple.
+        (
+            id_,
+            uuid,
+            host,
+            binary,
+            topic,
+            version,
+            disabled,
+            disabled_reason,
+            forced_down,
+            has_left,
+            report_count,
+            created_at,
+            updated_at,
+            check_failure,
+            driver,
+            zone,
+            age,
+        ) = row[:17]
+        # SQLite stores epoch seconds (REAL), asyncpg gives aware UTC datetimes, kept as
+        # they are (to_datetime's own test, without the call); anything else converts.
+        if type(created_at) is float:
+            created_at = stamp(created_at, utc)
+        elif not (type(created_at) is dt and created_at.tzinfo is utc):
+            created_at = to_datetime(created_at)
+        if type(updated_at) is float:
+            updated_at = stamp(updated_at, utc)
+        elif updated_at is not None and not (type(updated_at) is dt and updated_at.tzinfo is utc):
+            updated_at = to_datetime(updated_at)
+        if type(age) is not float and age is not None:
+            age = float(age)
+        if type(uuid) is not str:
+            uuid = str(uuid)
+        if type(id_) is not int:
+            id_ = int(id_)
+        if type(report_count) is not int:
+            report_count = int(report_count)
+        if not (
+            host in valid
+            and binary in valid
+            and topic in valid
+            and type(version) is int
+            and 0 <= version <= MAX_VERSION
+        ):
+            append(
+                service_from_row(
+                    id_,
+                    uuid,
+                    host,
+                    binary,
+                    topic,
+                    int(version),
+                    bool(disabled),
+                    disabled_reason,
+                    bool(forced_down),
+                    bool(has_left),
+                    report_count,
+                    created_at,
+                    updated_at,
+                    check_failure,
+                    driver,
+                    zone,
+                    age,
+                )
+            )
+            continue
+        s = new(twin)
+        s.host = host
+        s.binary = binary
+        s.topic = topic
+        s.id = id_
+        s.uuid = uuid
+        s.version = version
+        s.disabled = True if disabled else False  # noqa: SIM210 (bool() without a call)
+        s.disabled_reason = disabled_reason
+        s.forced_down = True if forced_down else False  # noqa: SIM210 (bool() without a call)
+        s.left = True if has_left else False  # noqa: SIM210 (bool() without a call)
+        s.report_count = report_count
+        s.created_at = created_at
+        s.updated_at = updated_at
+        s.age = age
+        s.check_failure = check_failure
+        s.driver = driver
+        s.zone = zone
+        s.__class__ = service_cls
+        append(s)
+    return out
 
 
 def row_to_action(row: Any) -> ServiceAction:
@@ -628,7 +701,7 @@ class SQLStore:
         sql = self.connector.dialect.params(f'{self.sql.select}{where} ORDER BY host, "binary"')
         async with self._session("list") as conn:
             rows = await conn.fetchall(sql, args)
-        return [row_to_service(row) for row in rows]
+        return rows_to_services(rows)
 
     async def survey(self, query: SurveyQuery) -> Survey:
         """Matching records plus what the store says about itself, in one query."""
@@ -655,21 +728,24 @@ class SQLStore:
             args = [down, down, down, down, window, down, down, window, down, *args]
         sql = self.sql.survey(clauses)
         async with self._session("survey") as conn:
-            rows = await conn.fetchall(sql, args)
-        services = [row_to_service(row) for row in rows]
+            rows = await conn.fetchtuples(sql, args)
+        with collection_deferred():
+            services = rows_to_services(rows)
         if not clauses:
             return Survey(services, _context(rows, down, window))
-        stale = [row for row in rows if row["ctx_total"] is not None]
+        # Columns 18 to 22: the context and the topic's size (Statements.survey), set
+        # only on stale rows.
+        stale = [row for row in rows if row[18] is not None]
         if not stale:
             return Survey(services, StoreContext(), {})
         first = stale[0]
-        oldest, newest = first["ctx_resumed_oldest"], first["ctx_resumed_newest"]
+        total, newest_age, oldest, newest = first[18:22]
         context = StoreContext(
-            total=int(first["ctx_total"]),
-            newest_age=None if first["ctx_newest_age"] is None else float(first["ctx_newest_age"]),
+            total=int(total),
+            newest_age=None if newest_age is None else float(newest_age),
             resumed=None if oldest is None else (float(oldest), float(newest)),
         )
-        return Survey(services, context, {row["topic"]: int(row["topic_size"]) for row in stale})
+        return Survey(services, context, {row[4]: int(row[22]) for row in stale})
 
     async def set_disabled(
         self, key: ServiceKey, disabled: bool, reason: str | None, *, actor: Actor | None = None

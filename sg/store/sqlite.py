@@ -114,6 +114,12 @@ class _Connection:
         async with self.db.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
+    async def fetchtuples(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
+        async with self.db.execute(sql, args) as cur:
+            # Plain tuples: no sqlite3.Row per row (a listing reads 10,000 of them).
+            cur.row_factory = None
+            return list(await cur.fetchall())
+
 
 class SQLiteConnector:
     """Connect, lock and close for one SQLite file (see the module's notes)."""

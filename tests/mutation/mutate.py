@@ -126,6 +126,8 @@ RUNS: dict[str, Run] = {
         },
         [
             "tests/unit/test_model.py",
+            # The fast builders of a listing's values (service_from_row, status_of, the twins).
+            "tests/unit/test_model_builders.py",
             "tests/unit/test_timings.py",
             "tests/unit/test_memcached_keys.py",
             "tests/unit/test_config.py",

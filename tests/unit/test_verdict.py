@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import itertools
+from dataclasses import fields, replace
 
 import pytest
 
-from sg.model import RECOVERING, Presence, Reason, Service, State
-from sg.verdict import judge, store_unreachable
+import sg.verdict
+from sg.model import RECOVERING, Presence, Reason, Service, ServiceStatus, State
+from sg.verdict import judge, judge_all, store_unreachable
 
 DOWN_TIME = 10.0
 FRESH = Service(host="h", binary="b", topic="t", age=1.0)
@@ -133,3 +135,69 @@ def test_store_unreachable_is_unknown_never_up() -> None:
         None,
     )
     assert not verdict.is_up
+
+
+# judge_all's table: every combination of the record's faults, its age around the
+# bounds, and the driver's answer, with and without a driver error.
+AGES = [None, 0.0, 1.0, DOWN_TIME, -DOWN_TIME, DOWN_TIME + 0.001, -(DOWN_TIME + 0.001), float("nan")]
+SEEN: list[Presence] = [True, False, None, RECOVERING]
+RECORDS = [
+    replace(FRESH, host=f"h{i}", age=age, forced_down=forced, check_failure=failure, left=left)
+    for i, (age, forced, failure, left) in enumerate(
+        itertools.product(AGES, [False, True], [None, "tcp: refused"], [False, True])
+    )
+]
+
+
+def _answers(seen: Presence) -> dict[tuple[str, str], Presence]:
+    return {(s.host, s.binary): seen for s in RECORDS}
+
+
+@pytest.mark.parametrize("error", [None, "zk: timeout"])
+@pytest.mark.parametrize("seen", SEEN, ids=repr)
+def test_judge_all_is_judge_row_by_row(seen: Presence, error: str | None) -> None:
+    answers = _answers(seen)
+    statuses, any_down = judge_all(RECORDS, service_down_time=DOWN_TIME, seen=answers.get, driver_error=error)
+    expected = [
+        ServiceStatus(s, judge(s, service_down_time=DOWN_TIME, driver_seen=seen, driver_error=error))
+        for s in RECORDS
+    ]
+    assert len(statuses) == len(expected)
+    for got, want in zip(statuses, expected, strict=True):
+        # Field by field (a NaN age is not equal to itself, so compared by repr), and
+        # the exact types: the fast path builds real frozen instances.
+        assert type(got) is ServiceStatus
+        assert type(got.verdict) is type(want.verdict)
+        assert got.service is want.service
+        assert repr(got.verdict) == repr(want.verdict)
+        assert got.is_up is want.is_up
+        for f in fields(want.verdict):
+            assert type(getattr(got.verdict, f.name)) is type(getattr(want.verdict, f.name))
+        if want.verdict.age == want.verdict.age:  # not NaN
+            assert got == want
+    assert any_down is any(w.verdict.state == "down" for w in expected)
+
+
+def test_judge_all_reports_no_down_when_all_are_up() -> None:
+    up = [r for r in RECORDS if judge(r, service_down_time=DOWN_TIME, driver_seen=True).state == "up"]
+    assert len(up) == 5  # ages 0, 1, both bounds and NaN, with nothing wrong in the record
+    statuses, any_down = judge_all(up, service_down_time=DOWN_TIME, seen=_answers(True).get)
+    assert any_down is False
+    assert [s.verdict.state for s in statuses] == ["up"] * len(up)
+    unknown, any_down = judge_all(up, service_down_time=DOWN_TIME, seen=_answers(None).get)
+    assert any_down is False
+    assert {s.verdict.state for s in unknown} == {"unknown"}
+
+
+def test_judge_all_decides_every_up_without_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path covers the whole up branch, the bounds included: a listing of live
+    # services never pays for judge().
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("judge() called for an up record")
+
+    up = [r for r in RECORDS if judge(r, service_down_time=DOWN_TIME, driver_seen=True).state == "up"]
+    monkeypatch.setattr(sg.verdict, "judge", refuse)
+    statuses, any_down = judge_all(up, service_down_time=DOWN_TIME, seen=_answers(True).get)
+    assert [s.verdict.age for s in statuses] == [r.age for r in up]
+    assert all(s.is_up for s in statuses)
+    assert any_down is False
