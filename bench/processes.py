@@ -454,13 +454,25 @@ async def _detect(
             proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             proc.wait(10)
+            # The change happened after the last read that saw up and by the read that saw
+            # it: between the start of the call before (``earliest``) and the end of this
+            # one (``seconds``). The width of that window is the measure's resolution.
+            previous = asked = killed
             while True:
+                previous, asked = asked, time.monotonic()
                 verdict = await sgapi.verdict(group, service)
                 took = time.monotonic() - killed
                 if sgapi.state(verdict) != "up" or took > bound + 10:
                     break
                 await anyio.sleep(POLL)
-            results.append({"seconds": took, "state": sgapi.state(verdict), "reason": sgapi.reason(verdict)})
+            results.append(
+                {
+                    "seconds": took,
+                    "earliest": previous - killed,
+                    "state": sgapi.state(verdict),
+                    "reason": sgapi.reason(verdict),
+                }
+            )
         # The fleet stayed up throughout: a lone kill, not a fleet-wide event.
         statuses = [s for s in await sgapi.list_all(group) if s.service.topic == topic]
         results.append({"fleet_up": sgapi.count_up(statuses), "fleet": FLEET})
