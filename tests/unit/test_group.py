@@ -343,3 +343,79 @@ async def test_a_deadline_around_a_backend_call_is_the_callers_not_a_backend_tim
 async def _answer(value: int) -> int:
     await anyio.sleep(0)
     return value
+
+
+@pytest.mark.parametrize("hung", ["store and driver", "driver"])
+async def test_a_cancelled_verdict_cancels_its_driver_task_and_waits_for_it(
+    hung: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the store, the driver is asked in a child task: a caller's deadline (an anyio
+    scope around the verdict) cancels the store read and the child, and the verdict
+    returns only once the child has finished (structured: nothing left running)."""
+    events: list[str] = []
+
+    async def hang(what: str) -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            events.append(f"{what} cancelled")
+            raise
+        finally:
+            events.append(f"{what} finished")
+
+    async with ServiceGroup.from_urls(
+        "memory://",
+        "memory://",
+        report_interval=INTERVAL,
+        service_down_time=DOWN_TIME,
+        store_timeout=30,
+        driver_timeout=30,
+    ) as group:
+        monkeypatch.setattr(group.driver, "local", False)
+        m = member()
+        await up(group, m)
+        monkeypatch.setattr(group.driver, "members", lambda services: hang("driver"))
+        if hung != "driver":
+            monkeypatch.setattr(group.store, "survey", lambda query: hang("store"))
+        began = time.monotonic()
+        with anyio.move_on_after(0.1) as scope:
+            await group.verdict(m)
+        # Read before any other await: the child must be done already, not merely doomed.
+        done = list(events)
+        assert scope.cancelled_caught
+        assert time.monotonic() - began < 5
+        expected = ["driver cancelled", "driver finished"]
+        if hung != "driver":
+            expected += ["store cancelled", "store finished"]
+        assert sorted(done) == sorted(expected)
+
+
+async def test_a_failing_driver_task_cancels_the_store_read_and_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault that is no backend's outage (a bug) in the driver's child task is not
+    swallowed: it cancels the store read and comes out of the verdict (in a group)."""
+    cancelled = anyio.Event()
+
+    async def store_hangs(query: Any) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async def driver_fails(services: Any) -> None:
+        await anyio.sleep(0.01)
+        raise RuntimeError("bug in the driver")
+
+    async with ServiceGroup.from_urls(
+        "memory://", "memory://", store_timeout=30, driver_timeout=30, report_interval=INTERVAL
+    ) as group:
+        monkeypatch.setattr(group.driver, "local", False)
+        m = member()
+        await up(group, m)
+        monkeypatch.setattr(group.driver, "members", driver_fails)
+        monkeypatch.setattr(group.store, "survey", store_hangs)
+        with anyio.fail_after(5), pytest.raises(BaseExceptionGroup) as info:
+            await group.verdict(m)
+        assert cancelled.is_set()
+        assert [type(e) for e in info.value.exceptions] == [RuntimeError]

@@ -10,12 +10,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 
+import anyio
 import pytest
 
 from sg.errors import BackendTimeout, BackendUnavailable, ConfigError
 from sg.model import Actor, Member, ServiceKey
 from sg.store import postgresql, sqlite
-from sg.store.base import Store
+from sg.store.base import Store, SurveyQuery
 from sg.store.memory import MemoryStore
 from sg.store.sql import Dialect, Statements, migrations
 from sg.timings import Timings
@@ -260,5 +261,47 @@ async def test_postgresql_store_call_is_one_statement(sg_postgres_url: str) -> N
             await conn.execute("SELECT 1")
         async with pool.acquire() as conn:
             assert not conn.is_in_transaction()
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("dialect", [sqlite.DIALECT, postgresql.DIALECT], ids=["sqlite", "postgresql"])
+def test_a_survey_statement_is_rendered_once_per_set_of_clauses(dialect: Dialect) -> None:
+    """Rendered once and kept (the same text each time: asyncpg finds its prepared
+    statement by it), each set of clauses its own."""
+    sql = Statements(dialect)
+    key = ["services.host = ?", 'services."binary" = ?']
+    first = sql.survey(key)
+    assert sql.survey(list(key)) is first
+    assert first == Statements(dialect).survey(key)
+    by_topic, by_host = sql.survey(["services.topic = ?"]), sql.survey(["services.host = ?"])
+    assert len({first, by_topic, by_host, sql.survey([])}) == 4
+    assert "services.topic = " in by_topic
+    assert "services.topic = " not in by_host
+    assert sql.survey(key[::-1]) != first
+
+
+async def test_sqlite_listings_read_tuples_and_other_statements_rows(tmp_path: Path) -> None:
+    """A survey reads plain tuples; every statement after it, a cancelled survey's
+    included, reads sqlite3.Row again (the audit reads its change's row by name)."""
+    store = sqlite.SQLiteStore.from_url(f"sqlite://{tmp_path / 'r.db'}", TIMINGS)
+    try:
+        await store.register(MEMBER)
+        query = SurveyQuery(60.0, 90.0, None, None, None, MEMBER.key, None)
+        [found] = (await store.survey(query)).services
+        assert found.key == MEMBER.key
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.survey, query)
+            # Blocked in its statement's thread hop, the row factory off: cancel it there.
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+        db = store.connector._db
+        assert db is not None
+        assert db.row_factory is sqlite3.Row
+        changed = await store.set_disabled(MEMBER.key, True, "why", actor=Actor("ops", "api"))
+        assert changed.disabled
+        [audit] = await store.actions(key=MEMBER.key)
+        assert (audit.action, audit.actor) == ("disable", "ops")
+        assert db.row_factory is sqlite3.Row
     finally:
         await store.close()
