@@ -9,7 +9,6 @@ concurrently, and the rules that decide live in :mod:`sg.verdict` alone.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import socket
 from collections.abc import AsyncIterator
@@ -205,15 +204,8 @@ class ServiceGroup:
                 except BackendUnavailable as exc:
                     store_error = str(exc)
 
-            # asyncio's task group, not anyio's: entering, spawning and leaving anyio's
-            # took 0.030 ms of CPU against 0.014 (a tenth of a network-driver verdict's
-            # overhead). Structured the same way: the child is awaited before this
-            # returns; a cancellation of this task (an anyio scope's deadline included)
-            # cancels the child and waits for it; a failure of either cancels the other
-            # and raises as an ExceptionGroup. Backends are asyncio-only (asyncpg,
-            # aiosqlite); tests/unit/test_group.py checks cancellation passes through.
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(ask_driver())
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask_driver)
                 await read_store()
         if store_error is not None:
             return store_unreachable(store_error)
