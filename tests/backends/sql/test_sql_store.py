@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import closing
@@ -303,5 +304,29 @@ async def test_sqlite_listings_read_tuples_and_other_statements_rows(tmp_path: P
         [audit] = await store.actions(key=MEMBER.key)
         assert (audit.action, audit.actor) == ("disable", "ops")
         assert db.row_factory is sqlite3.Row
+    finally:
+        await store.close()
+
+
+async def test_sqlite_rows_are_not_kept_after_the_read(tmp_path: Path) -> None:
+    """aiosqlite's thread holds its last result until its next statement: the rows a
+    read returns must be the only holder of their tuples (a listing of 100,000 rows
+    kept them alive afterwards: 23 MiB)."""
+    store = sqlite.SQLiteStore.from_url(f"sqlite://{tmp_path / 'k.db'}", TIMINGS)
+    try:
+        await store.register(MEMBER)
+        query = SurveyQuery(60.0, 90.0, None, None, None, None, None)
+        db = store.connector._db
+        assert db is not None
+        connection = sqlite._Connection(db)
+        for read in (connection.fetchtuples, connection.fetchall):
+            rows = await read("SELECT host, id FROM services", ())
+            assert len(rows) == 1
+            # Held by the list and by getrefcount's own argument, nothing else (counted
+            # outside the assert: pytest's rewriting keeps a reference of its own).
+            refs = sys.getrefcount(rows[0])
+            assert refs == 2, read.__name__
+        [found] = (await store.survey(query)).services
+        assert found.key == MEMBER.key
     finally:
         await store.close()
