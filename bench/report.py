@@ -673,7 +673,9 @@ METHOD = [
     "- **Detection**: per driver, one agent beating a fleet of 10 services and three agents with one"
     " service each (report_interval 1 s, service_down_time 3 s, ZooKeeper session_timeout 2 s);"
     " each lone agent is killed with SIGKILL in turn and `verdict()` polled every 10 ms until it is"
-    " not `up`. The fleet must still read up afterwards.",
+    " not `up`. The fleet must still read up afterwards. The change fell between the start of the"
+    " read before and the end of the read that saw it; that window (the poll plus two reads, about"
+    " 10-15 ms) is the measure's resolution, and the worst kill is judged less it: the stated margin.",
 ]
 
 GAPS = [
