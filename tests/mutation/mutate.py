@@ -92,6 +92,24 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "sg/drivers/memcached/keys.py",
         'best, best_weight = 0, (-1, "XXXX")',
     ): "weights are >= 0: the name never decides",
+    # service_from_row's type and range test only decides whether validate_version runs:
+    # running it more often, or for a value it accepts, changes nothing but the time.
+    (
+        "sg/model.py",
+        "if type(None) is not int or not 0 <= version <= MAX_VERSION:",
+    ): "validate_version then always runs, and it is the whole rule",
+    (
+        "sg/model.py",
+        "if type(version) is not int or not 1 <= version <= MAX_VERSION:",
+    ): "0 then goes to validate_version, which accepts it",
+    (
+        "sg/model.py",
+        "if type(version) is not int or not 0 < version <= MAX_VERSION:",
+    ): "0 then goes to validate_version, which accepts it",
+    (
+        "sg/model.py",
+        "if type(version) is not int or not 0 <= version < MAX_VERSION:",
+    ): "MAX_VERSION then goes to validate_version, which accepts it",
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from agent.settings import load_agent_settings
 from sg import ConfigError, InvalidName, Service, ServiceGroup
 from sg.backends import _load_entry_point, load_backend_class
-from sg.config import Settings, find_config_file, load_settings
+from sg.config import Settings, boolean, find_config_file, load_settings, parse_listen, string, strings
 from sg.model import MAX_NAME_LENGTH, validate_name
 from sg.redact import redact_url
 from sg.timings import Timings
@@ -204,3 +204,47 @@ def test_the_library_leaves_the_applications_tables_to_them(tmp_path: Path) -> N
 def test_unknown_overrides_are_refused() -> None:
     with pytest.raises(ConfigError, match="unknown setting 'colour'"):
         load_settings(None, env={"SG_CONFIG": ""}, overrides={"colour": "red"})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:8775", ("127.0.0.1", 8775)),
+        ("h:1", ("h", 1)),
+        ("h:65535", ("h", 65535)),
+        ("[::1]:80", ("::1", 80)),  # the brackets of an IPv6 host are dropped
+        ("a:b:80", ("a:b", 80)),  # the port is after the last colon
+        ("[x:80", ("[x", 80)),  # only a pair of brackets is dropped
+        ("x]:80", ("x]", 80)),
+    ],
+)
+def test_parse_listen_splits_host_and_port(value: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(value) == expected
+
+
+@pytest.mark.parametrize("value", ["8775", ":8775", "[]:80", "h:", "h:x1", "h:-1", "h:0", "h:65536", "h:+80"])
+def test_parse_listen_refuses_naming_the_setting(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_listen(value, "api.listen")
+    assert str(info.value) == f"api.listen must be HOST:PORT (e.g. 127.0.0.1:8775), got {value!r}"
+    with pytest.raises(ConfigError, match=r"^listen must be HOST:PORT"):
+        parse_listen(value)
+
+
+def test_the_toml_readers_return_their_value_or_name_the_type() -> None:
+    assert string("s") == "s"
+    assert boolean(True) is True
+    assert boolean(False) is False
+    assert strings(["a", "b"]) == ("a", "b")
+    assert strings([]) == ()
+    for reader, value, wanted in (
+        (string, 1, "a string"),
+        (boolean, 1, "true or false"),
+        (boolean, "true", "true or false"),
+        (strings, "ab", "an array of strings"),
+        (strings, ["a", 1], "an array of strings"),
+        (strings, ("a",), "an array of strings"),
+    ):
+        with pytest.raises(TypeError) as info:
+            reader(value)
+        assert str(info.value) == wanted

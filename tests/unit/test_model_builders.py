@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from sg import model
 from sg.errors import InvalidName
 from sg.model import (
     MAX_VERSION,
@@ -64,6 +65,13 @@ ORDER = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_name_is_known_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty cache of valid names, so a name it checks is really
+    checked (names earlier tests left there would take the cache's shortcut)."""
+    monkeypatch.setattr(model, "_VALID_NAMES", set())
+
+
 def test_service_from_row_equals_the_dataclass() -> None:
     fast = service_from_row(*(FIELDS[name] for name in ORDER))
     assert fast == Service(**FIELDS)  # type: ignore[arg-type]
@@ -89,20 +97,37 @@ def test_row_to_service_maps_store_types() -> None:
 )
 def test_service_from_row_still_validates(field: str, value: object) -> None:
     # The names of FIELDS are in the cache of valid names; a bad one beside them is not.
-    validate_name("host", FIELDS["host"])
+    for name in ("host", "binary", "topic"):
+        validate_name(name, FIELDS[name])
     values = dict(FIELDS, **{field: value})
-    with pytest.raises(InvalidName):
+    with pytest.raises(InvalidName) as fast:
         service_from_row(*(values[name] for name in ORDER))
-    with pytest.raises(InvalidName):
+    with pytest.raises(InvalidName) as slow:
         Service(**values)  # type: ignore[arg-type]
+    # The same refusal, naming the same field, value and reason.
+    assert (fast.value.field, fast.value.value, fast.value.why) == (field, value, slow.value.why)
+    assert str(fast.value) == str(slow.value)
+
+
+@pytest.mark.parametrize("version", [True, False, 1.0, "3", None])
+def test_service_from_row_refuses_a_version_that_is_not_an_int(version: object) -> None:
+    # A bool is an int in range, but not a version: the fast path must not wave it through.
+    values = dict(FIELDS, version=version)
+    with pytest.raises(InvalidName) as info:
+        service_from_row(*(values[name] for name in ORDER))
+    assert (info.value.field, info.value.value, info.value.why) == ("version", version, "must be an integer")
 
 
 def test_version_bounds_in_the_builder() -> None:
     values = dict(FIELDS, version=MAX_VERSION)
     assert service_from_row(*(values[name] for name in ORDER)).version == MAX_VERSION
-    values["version"] = MAX_VERSION + 1
-    with pytest.raises(InvalidName):
-        service_from_row(*(values[name] for name in ORDER))
+    values["version"] = 0
+    assert service_from_row(*(values[name] for name in ORDER)).version == 0
+    for version in (MAX_VERSION + 1, -1):
+        values["version"] = version
+        with pytest.raises(InvalidName) as info:
+            service_from_row(*(values[name] for name in ORDER))
+        assert (info.value.field, info.value.why) == ("version", f"must be from 0 to {MAX_VERSION}")
 
 
 def test_cached_names_are_checked_once_but_still_typed() -> None:

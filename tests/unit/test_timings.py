@@ -8,7 +8,16 @@ import math
 import pytest
 
 from sg.errors import ConfigError
-from sg.timings import MAX_DURATION, MIN_DOWN_TIME_FACTOR, MIN_REPORT_INTERVAL, MIN_TIMEOUT, Timings
+from sg.timings import (
+    MAX_BACKOFF_EXPONENT,
+    MAX_DURATION,
+    MIN_DOWN_TIME_FACTOR,
+    MIN_REPORT_INTERVAL,
+    MIN_TIMEOUT,
+    Timings,
+    capped_backoff,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -85,3 +94,43 @@ def test_a_beat_is_bounded_by_half_the_down_time() -> None:
     timings = Timings(report_interval=1, service_down_time=10)
     assert timings.beat_timeout(3.0) == 3.0
     assert timings.beat_timeout(30.0) == 5.0
+
+
+def test_capped_backoff_starts_at_base_and_caps_its_exponent() -> None:
+    assert capped_backoff(0, base=0.5, cap=100.0) == 0.5
+    assert capped_backoff(-3, base=0.5, cap=100.0) == 0.5  # a negative attempt is the first
+    assert capped_backoff(3, base=0.5, cap=100.0) == 4.0
+    assert capped_backoff(3, base=0.5, cap=3.0) == 3.0
+    # Past the exponent's cap the delay stops growing, even with no cap on the result.
+    top = 2.0**MAX_BACKOFF_EXPONENT
+    assert capped_backoff(MAX_BACKOFF_EXPONENT, base=1.0, cap=math.inf) == top
+    assert capped_backoff(10**6, base=1.0, cap=math.inf) == top
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        (" 15M ", 900.0),
+        ("1.5m", 90.0),
+        ("12h", 43200.0),
+        ("7d", 604800.0),
+        ("2w", 1209600.0),
+        ("1", 1.0),
+        ("0.5", 0.5),
+        ("3650d", 10 * 365 * 86400.0),
+    ],
+)
+def test_parse_duration_reads_every_unit(text: str, seconds: float) -> None:
+    assert parse_duration(text, "--down-for") == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "0s", "3650.5d", "3651d", "", "m", "5y", "-5m", "5 mins", "1e3"])
+def test_parse_duration_refuses_naming_the_option(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_duration(text, "down_for")
+    assert str(info.value) == (
+        "down_for must be a positive duration such as 90s, 15m, 12h, 7d or 2w (at most 10 years), "
+        f"got {text!r}"
+    )
