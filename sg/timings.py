@@ -125,8 +125,10 @@ TIMING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Timings))
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-#: Longest duration accepted (ten years): bounded input, finite arithmetic.
-MAX_DURATION = 10 * 365 * 86400.0
+#: Longest duration :func:`parse_duration` accepts (ten years: how long a service may
+#: have been down before a prune): bounded input, finite arithmetic. Not the timings'
+#: bound, :data:`MAX_DURATION` (one year), which this once shadowed.
+MAX_PARSED_DURATION = 10 * 365 * 86400.0
 
 
 def parse_duration(text: str, name: str) -> float:
@@ -134,7 +136,7 @@ def parse_duration(text: str, name: str) -> float:
     ten years); else :class:`~sg.errors.ConfigError` naming ``name``."""
     match = _DURATION.match(text.strip().lower())
     seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else math.nan
-    if not 0 < seconds <= MAX_DURATION:
+    if not 0 < seconds <= MAX_PARSED_DURATION:
         raise ConfigError(
             f"{name} must be a positive duration such as 90s, 15m, 12h, 7d or 2w (at most 10 years), "
             f"got {text!r}"

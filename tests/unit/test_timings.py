@@ -134,3 +134,13 @@ def test_parse_duration_refuses_naming_the_option(text: str) -> None:
         "down_for must be a positive duration such as 90s, 15m, 12h, 7d or 2w (at most 10 years), "
         f"got {text!r}"
     )
+
+
+def test_a_timing_is_bounded_by_one_year_not_the_parsers_ten() -> None:
+    """The timings' bound is one year, as its refusal says; ``parse_duration``'s ten
+    years (a prune's age) once shadowed it, and Timings took nine years more."""
+    year = 365 * 24 * 3600.0
+    assert Timings(service_down_time=year).service_down_time == year
+    with pytest.raises(ConfigError, match=r"\(one year\)"):
+        Timings(service_down_time=2 * year)
+    assert parse_duration("3650d", "down_for") == 3650 * 86400.0
