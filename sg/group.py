@@ -40,7 +40,7 @@ from sg.model import (
 )
 from sg.store.base import Store, Survey, SurveyQuery
 from sg.timings import Timings
-from sg.verdict import judge, judge_all, store_unreachable
+from sg.verdict import judge_all, store_unreachable
 from sg.watch import watch as _watch
 
 __all__ = ["ServiceGroup"]
@@ -126,14 +126,6 @@ class ServiceGroup:
         return f"ServiceGroup(store={self.store.name}, driver={self.driver.name})"
 
     # -- reading ---------------------------------------------------------------------------
-
-    def _judge(self, service: Service, membership: Membership, driver_error: str | None) -> Verdict:
-        return judge(
-            service,
-            service_down_time=self.timings.service_down_time,
-            driver_seen=membership.get(service.key),
-            driver_error=driver_error,
-        )
 
     def _query(
         self,
